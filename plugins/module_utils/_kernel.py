@@ -227,57 +227,67 @@ _ENTRY_ID = re.compile(r"\$menuentry_id_option\s+'([^']+)'")
 _LINUX_LINE = re.compile(r"^\s*linux(?:efi|16)?\s+\S*?vmlinuz-(?P<release>\S+)")
 
 
-def parse_grub_entries(grub_cfg):
-    """List GRUB menu entries as dicts: title, id, path (``submenu>entry``) and kernel release."""
-    entries = []
-    stack = []  # (kind, title, id)
-    current = None
-    depth = 0
+def parse_grub_menu(grub_cfg):
+    """The GRUB menu as a tree: a list of items, each a dict with kind, title, id, release, children."""
+    root = {"kind": "submenu", "title": "", "id": None, "release": None, "children": []}
+    stack = [root]
     for line in grub_cfg.splitlines():
         match = _MENUENTRY.match(line)
         if match:
-            kind = match.group(1)
             ident = _ENTRY_ID.search(match.group("rest"))
-            frame = (kind, match.group("title"), ident.group(1) if ident else None, depth)
-            stack.append(frame)
-            depth += 1
-            if kind == "menuentry":
-                current = {
-                    "title": frame[1],
-                    "id": frame[2],
-                    "parents": [(f[1], f[2]) for f in stack[:-1]],
-                    "release": None,
-                    "top_index": None,
-                }
+            item = {
+                "kind": match.group(1),
+                "title": match.group("title"),
+                "id": ident.group(1) if ident else None,
+                "release": None,
+                "children": [],
+            }
+            stack[-1]["children"].append(item)
+            stack.append(item)
             continue
-        stripped = line.strip()
-        if current is not None:
+        if len(stack) > 1:
             linux = _LINUX_LINE.match(line)
-            if linux and current["release"] is None:
-                current["release"] = linux.group("release")
-        if stripped == "}" and stack:
-            kind, _title, _ident, _d = stack.pop()
-            depth -= 1
-            if kind == "menuentry" and current is not None:
-                entries.append(current)
-                current = None
-    # The index GRUB_DEFAULT=N refers to counts top-level items (entries and submenus).
-    return entries
+            if linux and stack[-1]["kind"] == "menuentry" and stack[-1]["release"] is None:
+                stack[-1]["release"] = linux.group("release")
+            if line.strip() == "}":
+                stack.pop()
+    return root["children"]
 
 
-def _top_level_items(grub_cfg):
-    items = []
-    depth = 0
-    for line in grub_cfg.splitlines():
-        match = _MENUENTRY.match(line)
-        if match:
-            if depth == 0:
-                ident = _ENTRY_ID.search(match.group("rest"))
-                items.append((match.group(1), match.group("title"), ident.group(1) if ident else None))
-            depth += 1
-        elif line.strip() == "}" and depth > 0:
-            depth -= 1
-    return items
+def _first_entry(item):
+    while item is not None and item["kind"] == "submenu":
+        item = item["children"][0] if item["children"] else None
+    return item
+
+
+def _resolve_selector(menu, selector):
+    """Follow a GRUB_DEFAULT/saved_entry selector (``0``, ``1>2``, an id or a title) to an entry."""
+    items = menu
+    item = None
+    for part in selector.split(">"):
+        part = part.strip()
+        if part.isdigit():
+            index = int(part)
+            item = items[index] if index < len(items) else None
+        else:
+            item = next((i for i in items if part in (i["id"], i["title"])), None)
+            if item is None and ">" not in selector:
+                # A bare id or title may name an entry inside a submenu (grub-reboot accepts that).
+                item = _find_anywhere(menu, part)
+        if item is None:
+            return None
+        items = item["children"]
+    return _first_entry(item)
+
+
+def _find_anywhere(items, name):
+    for item in items:
+        if name in (item["id"], item["title"]):
+            return item
+        found = _find_anywhere(item["children"], name)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_grubenv(text):
@@ -306,24 +316,14 @@ def grub_default_setting(etc_default_grub):
     return value
 
 
-def _match_entry(entries, selector):
-    """Find the entry a GRUB selector names: an index path, an id or a title, '>' separated."""
-    last = selector.split(">")[-1].strip()
-    for entry in entries:
-        if last in (entry["id"], entry["title"]):
-            return entry
-    return None
-
-
 def next_boot_from_grub(grub_cfg, grubenv_text="", default_setting="0"):
     """The kernel release GRUB boots next, or None when it cannot be told.
 
     Honours a one-shot ``next_entry`` (grub-reboot), then ``GRUB_DEFAULT=saved`` with
-    ``saved_entry``, then a numeric or named GRUB_DEFAULT. A numeric default that points at a
-    submenu boots that submenu's first entry.
+    ``saved_entry`` (falling back to the first entry, as GRUB does), then GRUB_DEFAULT itself.
     """
-    entries = parse_grub_entries(grub_cfg)
-    if not entries:
+    menu = parse_grub_menu(grub_cfg)
+    if not menu:
         return None
     env = parse_grubenv(grubenv_text)
     selectors = []
@@ -336,22 +336,8 @@ def next_boot_from_grub(grub_cfg, grubenv_text="", default_setting="0"):
     else:
         selectors.append(default_setting)
     for selector in selectors:
-        first = selector.split(">")[0].strip()
-        if first.isdigit() and ">" not in selector:
-            items = _top_level_items(grub_cfg)
-            index = int(first)
-            if index >= len(items):
-                continue
-            kind, title, ident = items[index]
-            if kind == "menuentry":
-                entry = next((e for e in entries if not e["parents"] and e["title"] == title), None)
-            else:
-                entry = next((e for e in entries if e["parents"] and e["parents"][0][0] == title), None)
-            if entry and entry["release"]:
-                return entry["release"]
-            continue
-        entry = _match_entry(entries, selector)
-        if entry and entry["release"]:
+        entry = _resolve_selector(menu, selector)
+        if entry is not None and entry["release"]:
             return entry["release"]
     return None
 

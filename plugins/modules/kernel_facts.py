@@ -187,6 +187,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _host, _kernel
 
 SECURE_BOOT_EFIVAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+# Every file read goes below ROOT, so unit tests can point it at a prepared tree.
+ROOT = "/"
 
 
 def _command_output(module, name, args):
@@ -219,34 +221,34 @@ def _secure_boot(module):
         if state != "unknown":
             return state, "mokutil"
     try:
-        with open(SECURE_BOOT_EFIVAR, "rb") as handle:
+        with open(os.path.join(ROOT, SECURE_BOOT_EFIVAR.lstrip("/")), "rb") as handle:
             return _kernel.parse_efivar_secure_boot(handle.read()), "efivars"
     except OSError:
         return "unknown", "none"
 
 
 def _next_boot(module, kernels):
-    grub_cfg = _host.read_text("/", "/boot/grub/grub.cfg") or _host.read_text("/", "/boot/grub2/grub.cfg")
+    grub_cfg = _host.read_text(ROOT, "/boot/grub/grub.cfg") or _host.read_text(ROOT, "/boot/grub2/grub.cfg")
     if grub_cfg:
         release = _kernel.next_boot_from_grub(
             grub_cfg,
-            _host.read_text("/", "/boot/grub/grubenv") or _host.read_text("/", "/boot/grub2/grubenv") or "",
-            _kernel.grub_default_setting(_host.read_text("/", "/etc/default/grub") or ""),
+            _host.read_text(ROOT, "/boot/grub/grubenv") or _host.read_text(ROOT, "/boot/grub2/grubenv") or "",
+            _kernel.grub_default_setting(_host.read_text(ROOT, "/etc/default/grub") or ""),
         )
         if release and release in kernels:
             return release, "grub"
-    result = _command_output(module, "grubby", ["--default-kernel"])
+    result = _command_output(module, "grubby", ["--default-kernel"]) if ROOT == "/" else None
     if result is not None and result[0] == 0:
         release = os.path.basename(result[1].strip()).replace("vmlinuz-", "", 1)
         if release in kernels:
             return release, "grubby"
-    bootable = [k for k in kernels if _host.image_path("/", k)]
+    bootable = [k for k in kernels if _host.image_path(ROOT, k)]
     return _kernel.newest_kernel(bootable or kernels), "newest-installed"
 
 
 def _initramfs_listing(module, tool, image):
     lister = "lsinitrd" if tool == "dracut" else "lsinitramfs"
-    result = _command_output(module, lister, [image])
+    result = _command_output(module, lister, [os.path.join(ROOT, image.lstrip("/"))])
     if result is None or result[0] != 0:
         return None
     return result[1]
@@ -263,13 +265,13 @@ def gather(module):
     running = platform.release()
     modules = module.params["modules"]
     os_release = _kernel.parse_os_release(
-        _host.read_text("/", "/etc/os-release") or _host.read_text("/", "/usr/lib/os-release") or ""
+        _host.read_text(ROOT, "/etc/os-release") or _host.read_text(ROOT, "/usr/lib/os-release") or ""
     )
     distribution = _kernel.distribution_from_os_release(os_release)
     family = distribution["family"]
-    release_list = _host.installed_kernels("/")
-    running_installed = os.path.isdir("/lib/modules/%s" % running)
-    container = _host.container_kind("/")
+    release_list = _host.installed_kernels(ROOT)
+    running_installed = os.path.isdir(os.path.join(ROOT, "lib/modules", running))
+    container = _host.container_kind(ROOT)
     if container:
         blocked = "running inside %s: the running kernel %s belongs to the outer machine" % (container, running)
     elif not running_installed:
@@ -279,19 +281,19 @@ def gather(module):
 
     next_boot, next_source = _next_boot(module, release_list)
     initramfs_tool = _initramfs_tool(module)
-    loaded = _host.loaded_modules("/") if modules else set()
+    loaded = _host.loaded_modules(ROOT) if modules else set()
 
     kernels = {}
     for release in release_list:
-        image = _host.image_path("/", release)
-        map_status, map_path = _host.symbol_map("/", release, running if running_installed else None)
-        initramfs = _host.initramfs_image("/", release, family)
+        image = _host.image_path(ROOT, release)
+        map_status, map_path = _host.symbol_map(ROOT, release, running if running_installed else None)
+        initramfs = _host.initramfs_image(ROOT, release, family)
         info = {
             "release": release,
             "image": image,
             "image_present": image is not None,
-            "modules_dir_present": os.path.isdir("/lib/modules/%s" % release),
-            "headers_present": _host.headers_present("/", release),
+            "modules_dir_present": os.path.isdir(os.path.join(ROOT, "lib/modules", release)),
+            "headers_present": _host.headers_present(ROOT, release),
             "headers_package": _kernel.headers_package(family, release),
             "symbol_map": map_status,
             "symbol_map_path": map_path,
@@ -305,12 +307,12 @@ def gather(module):
         if modules and initramfs and module.params["check_initramfs"] and initramfs_tool:
             listing = _initramfs_listing(module, initramfs_tool, initramfs)
         for name in modules:
-            installed_path = _host.find_module_file("/", release, name)
+            installed_path = _host.find_module_file(ROOT, release, name)
             info["modules"][name] = {
-                "built_versions": _host.dkms_built_versions("/", name, release),
+                "built_versions": _host.dkms_built_versions(ROOT, name, release),
                 "installed_path": installed_path,
                 "installed": installed_path is not None,
-                "in_modules_dep": _host.in_modules_dep("/", release, name),
+                "in_modules_dep": _host.in_modules_dep(ROOT, release, name),
                 "in_initramfs": None if listing is None else _module_in_listing(listing, name),
                 "loaded": bool(release == running and running_installed and blocked is None and name in loaded),
             }
@@ -347,7 +349,7 @@ def gather(module):
         "dkms": {
             "installed": dkms is not None,
             "version": dkms_version,
-            "no_autoinstall": os.path.exists("/etc/dkms/no-autoinstall"),
+            "no_autoinstall": os.path.exists(os.path.join(ROOT, "etc/dkms/no-autoinstall")),
         },
     }
 

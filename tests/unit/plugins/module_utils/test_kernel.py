@@ -165,3 +165,32 @@ def test_grub_default_setting():
     assert _kernel.grub_default_setting("") == "0"
     assert _kernel.grub_default_setting('GRUB_DEFAULT=saved\nGRUB_TIMEOUT=5\n') == "saved"
     assert _kernel.grub_default_setting('GRUB_DEFAULT="1>2"\n') == "1>2"
+
+
+OLD, NEW = "6.1.0-50-amd64", "6.1.0-56-amd64"
+GRUB_CFG = (FIXTURES / "boot" / "grub.cfg.debian12").read_text().replace("@NEW@", NEW).replace("@OLD@", OLD)
+
+
+@pytest.mark.parametrize(
+    "grubenv, default, expected",
+    [
+        pytest.param("", "0", NEW, id="default 0 boots the newest entry"),
+        pytest.param("", "1>1", OLD, id="submenu path by index"),
+        pytest.param("", "1", NEW, id="index of a submenu boots its first entry"),
+        pytest.param("saved_entry=gnulinux-advanced-2b6f1a4e>gnulinux-%s-advanced-2b6f1a4e\n" % OLD,
+                     "saved", OLD, id="saved entry by id path"),
+        pytest.param("saved_entry=Debian GNU/Linux, with Linux %s\n" % OLD, "saved", OLD, id="saved entry by title"),
+        pytest.param("", "saved", NEW, id="saved without saved_entry falls back to the first"),
+        pytest.param("next_entry=gnulinux-%s-advanced-2b6f1a4e\n" % OLD, "0", OLD, id="grub-reboot one-shot"),
+        pytest.param("", "7", None, id="index out of range"),
+    ],
+)
+def test_next_boot_from_grub(grubenv, default, expected):
+    assert _kernel.next_boot_from_grub(GRUB_CFG, grubenv, default) == expected
+
+
+def test_grub_menu_tree():
+    menu = _kernel.parse_grub_menu(GRUB_CFG)
+    assert [item["kind"] for item in menu] == ["menuentry", "submenu"]
+    assert [child["release"] for child in menu[1]["children"]] == [NEW, OLD]
+    assert _kernel.next_boot_from_grub("") is None
