@@ -37,6 +37,12 @@ options:
     type: list
     elements: str
     default: []
+  disk_paths:
+    description:
+      - Paths whose free space to report in C(disk_free_mb) (the nearest existing parent is measured).
+    type: list
+    elements: path
+    default: []
   check_initramfs:
     description:
       - Look inside each kernel's initramfs for the modules in O(modules) (C(lsinitramfs) or
@@ -172,6 +178,10 @@ ansible_facts:
         secure_boot_source:
           description: Where the Secure Boot state came from (V(mokutil), V(efivars), V(none)).
           type: str
+        disk_free_mb:
+          description: Free megabytes (for root) of the filesystem holding each path of O(disk_paths).
+          type: dict
+          sample: {"/usr/src": 10240, "/var/lib/dkms": 10240}
         dkms:
           description:
             - C(installed) (bool), C(version) (str or null),
@@ -261,6 +271,14 @@ def _module_in_listing(listing, name):
     return False
 
 
+def _free_mb(path):
+    probe = os.path.join(ROOT, path.lstrip("/"))
+    while not os.path.exists(probe) and probe not in ("/", ""):
+        probe = os.path.dirname(probe)
+    stats = os.statvfs(probe or "/")
+    return stats.f_bavail * stats.f_frsize // (1024 * 1024)
+
+
 def gather(module):
     running = platform.release()
     modules = module.params["modules"]
@@ -346,6 +364,7 @@ def gather(module):
         "initramfs_tool": initramfs_tool,
         "secure_boot": secure_boot,
         "secure_boot_source": secure_boot_source,
+        "disk_free_mb": dict((path, _free_mb(path)) for path in module.params["disk_paths"]),
         "dkms": {
             "installed": dkms is not None,
             "version": dkms_version,
@@ -359,6 +378,7 @@ def main():
         argument_spec=dict(
             modules=dict(type="list", elements="str", default=[]),
             check_initramfs=dict(type="bool", default=True),
+            disk_paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )

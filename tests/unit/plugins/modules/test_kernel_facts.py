@@ -142,3 +142,9 @@ def test_secure_boot_from_efivars(run_module, host):
     write(root, kernel_facts.SECURE_BOOT_EFIVAR, b"\x06\x00\x00\x00\x01")
     data = facts(run_module)
     assert (data["secure_boot"], data["secure_boot_source"]) == ("enabled", "efivars")
+
+
+def test_disk_free_of_nearest_existing_parent(run_module, host):
+    data = facts(run_module, disk_paths=["/var/lib/dkms", "/usr/src"])
+    assert set(data["disk_free_mb"]) == {"/var/lib/dkms", "/usr/src"}
+    assert all(isinstance(v, int) and v > 0 for v in data["disk_free_mb"].values())
