@@ -154,8 +154,10 @@ ansible_facts:
               description: Whether this is the kernel that boots next.
               type: bool
             modules:
-              description: Per name in O(modules)
-                (C(built_versions), C(installed_path), C(installed), C(in_modules_dep), C(in_initramfs), C(loaded)).
+              description:
+                - Per name in O(modules) C(built_versions), C(installed_path), C(installed), C(in_modules_dep),
+                  C(in_initramfs), C(loaded), and C(initramfs_current) - the image carries the installed module and
+                  is newer than it, or lacks a module that is not installed (null when the image was not read).
               type: dict
         next_boot_kernel:
           description: The kernel that boots next, or null when no kernel is installed.
@@ -279,6 +281,18 @@ def _free_mb(path):
     return stats.f_bavail * stats.f_frsize // (1024 * 1024)
 
 
+def _initramfs_current(release, image, installed_path, in_initramfs):
+    """Whether the image matches the installed module: carries it (and is newer) or lacks a removed one."""
+    if in_initramfs is None:
+        return None
+    if installed_path is None:
+        return not in_initramfs
+    if not in_initramfs:
+        return False
+    module_mtime = os.stat(os.path.join(ROOT, installed_path.lstrip("/"))).st_mtime
+    return module_mtime <= os.stat(os.path.join(ROOT, image.lstrip("/"))).st_mtime
+
+
 def gather(module):
     running = platform.release()
     modules = module.params["modules"]
@@ -326,12 +340,14 @@ def gather(module):
             listing = _initramfs_listing(module, initramfs_tool, initramfs)
         for name in modules:
             installed_path = _host.find_module_file(ROOT, release, name)
+            in_initramfs = None if listing is None else _module_in_listing(listing, name)
             info["modules"][name] = {
                 "built_versions": _host.dkms_built_versions(ROOT, name, release),
                 "installed_path": installed_path,
                 "installed": installed_path is not None,
                 "in_modules_dep": _host.in_modules_dep(ROOT, release, name),
-                "in_initramfs": None if listing is None else _module_in_listing(listing, name),
+                "in_initramfs": in_initramfs,
+                "initramfs_current": _initramfs_current(release, initramfs, installed_path, in_initramfs),
                 "loaded": bool(release == running and running_installed and blocked is None and name in loaded),
             }
         kernels[release] = info

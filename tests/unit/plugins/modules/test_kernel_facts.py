@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
@@ -90,6 +91,7 @@ def test_reports_kernels_headers_maps_and_module(run_module, host):
         "installed": True,
         "in_modules_dep": True,
         "in_initramfs": True,
+        "initramfs_current": False,
         "loaded": True,
     }
     assert new["modules"]["dattobd"]["installed"] is False
@@ -148,3 +150,14 @@ def test_disk_free_of_nearest_existing_parent(run_module, host):
     data = facts(run_module, disk_paths=["/var/lib/dkms", "/usr/src"])
     assert set(data["disk_free_mb"]) == {"/var/lib/dkms", "/usr/src"}
     assert all(isinstance(v, int) and v > 0 for v in data["disk_free_mb"].values())
+
+
+def test_initramfs_current_follows_mtimes(run_module, host):
+    root, _calls = host
+    module_file = root / ("lib/modules/%s/updates/dkms/dattobd.ko.xz" % OLD)
+    image = root / ("boot/initrd.img-%s" % OLD)
+    os.utime(module_file, (1000, 1000))
+    os.utime(image, (2000, 2000))
+    assert facts(run_module, modules=["dattobd"])["kernels"][OLD]["modules"]["dattobd"]["initramfs_current"] is True
+    os.utime(module_file, (3000, 3000))
+    assert facts(run_module, modules=["dattobd"])["kernels"][OLD]["modules"]["dattobd"]["initramfs_current"] is False
