@@ -29,12 +29,12 @@ def human_size(size):
     return "-"
 
 
-def parse_mounts(text):
-    """Map device path -> list of (mountpoint, fstype) from /proc/self/mounts."""
+def parse_mounts(text, block_only=True):
+    """Map source -> list of (mountpoint, fstype) from /proc/self/mounts (block devices only by default)."""
     mounts = {}
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) >= 3 and fields[0].startswith("/dev/"):
+        if len(fields) >= 3 and (fields[0].startswith("/dev/") or not block_only):
             mount_point = fields[1].replace("\\040", " ")
             mounts.setdefault(fields[0], []).append((mount_point, fields[2]))
     return mounts
@@ -46,8 +46,13 @@ def _walk(devices):
         yield from _walk(device.get("children") or [])
 
 
-def device_rows(lsblk_json, mounts_text=""):
-    """One row per mounted filesystem on a block device (first mount point of each)."""
+def device_rows(lsblk_json, mounts_text="", root_usage=None):
+    """One row per mounted filesystem on a block device (first mount point of each).
+
+    ``root_usage`` (size, available, used bytes of ``/``) adds a row for the root filesystem when it
+    is not on a block device this host can see (a container's overlay): the agent cannot track it,
+    and the table says so instead of leaving the operator with an empty table.
+    """
     data = json.loads(lsblk_json) if isinstance(lsblk_json, str) else lsblk_json
     mounts = parse_mounts(mounts_text)
     rows = []
@@ -72,6 +77,19 @@ def device_rows(lsblk_json, mounts_text=""):
             "path": path,
             "free_bytes": int(device["fsavail"]) if device.get("fsavail") is not None else None,
         })
+    if root_usage is not None and not any(r["mount"] == "/" for r in rows):
+        for source, points in parse_mounts(mounts_text, block_only=False).items():
+            fstype = next((f for mount, f in points if mount == "/"), None)
+            if fstype is None:
+                continue
+            size, avail, used = root_usage
+            rows.append({
+                "device": source, "type": fstype, "mount": "/", "free": human_size(avail),
+                "used": "%d%%" % round(100.0 * used / size) if size else "-",
+                "sync": "Yes" if source.startswith("/dev/") and fstype in SYNC_FILESYSTEMS else "No",
+                "path": source, "free_bytes": avail,
+            })
+            break
     rows.sort(key=lambda r: r["mount"])
     return rows
 

@@ -13,6 +13,8 @@ description:
   - Reads the host's block devices with C(lsblk) and its mounts, and returns the table the vendor
     installer prints after an install (C(Device Type Mount Free Used Sync Path)), one row per mounted
     filesystem on a block device. C(Sync) says whether the agent can track that filesystem.
+  - When C(/) is not on a block device the host can see (a container's overlay), a row for it is added
+    with C(Sync) V(No), rather than an empty table.
   - Changes nothing.
 author:
   - HyperMotion Linux Agent engineers (@hypermotion)
@@ -51,6 +53,8 @@ table:
     /dev/sda2  ext4  /boot  1.6G  11%   Yes   /dev/sda2
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _devices
@@ -69,7 +73,10 @@ def main():
             mounts = handle.read()
     except OSError:
         mounts = ""
-    rows = _devices.device_rows(out, mounts)
+    stats = os.statvfs("/")
+    root_usage = (stats.f_blocks * stats.f_frsize, stats.f_bavail * stats.f_frsize,
+                  (stats.f_blocks - stats.f_bfree) * stats.f_frsize)
+    rows = _devices.device_rows(out, mounts, root_usage)
     module.exit_json(changed=False, devices=rows, table=_devices.render_table(rows))
 
 

@@ -55,3 +55,19 @@ def test_rows_and_table():
                                         (2 * 1024 ** 4, "2T")])
 def test_human_size(size, text):
     assert _devices.human_size(size) == text
+
+
+def test_container_root_gets_a_row_that_cannot_sync():
+    lsblk = json.dumps({"blockdevices": [{"name": "vda", "path": "/dev/vda", "type": "disk", "fstype": None,
+                                          "mountpoints": [None], "fsavail": None, "fssize": None,
+                                          "fsused": None}]})
+    mounts = "overlay / overlay rw,relatime,lowerdir=/a,upperdir=/b,workdir=/c 0 0\nproc /proc proc rw 0 0\n"
+    rows = _devices.device_rows(lsblk, mounts, root_usage=(100 * 2 ** 30, 60 * 2 ** 30, 40 * 2 ** 30))
+    assert [(r["device"], r["type"], r["mount"], r["free"], r["used"], r["sync"]) for r in rows] == [
+        ("overlay", "overlay", "/", "60G", "40%", "No")]
+
+
+def test_block_root_is_not_duplicated():
+    rows = _devices.device_rows((FIXTURES / "lsblk-ci-host.json").read_text(),
+                                (FIXTURES / "mounts-ci-host.txt").read_text(), root_usage=(1, 1, 0))
+    assert [r["mount"] for r in rows] == ["/"]
