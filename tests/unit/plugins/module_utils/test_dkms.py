@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _dkms
@@ -268,3 +270,75 @@ def test_exit_codes_and_logs():
         "/var/lib/dkms/m/1/K/x86_64/log/make.log",
     ]
     assert _dkms.tail("a\nb\nc", 2) == "b\nc"
+
+
+# ---------------------------------------------------------------------------------------------
+# Output captured from real DKMS: 3.0.10 (Debian 12) and 3.2.2 (Debian 13); see fixtures/dkms/README.md.
+# Kernels A and B are the two Debian ABIs of each capture (fixtures/dkms/<release>/kernels).
+# ---------------------------------------------------------------------------------------------
+
+CAPTURES = pathlib.Path(__file__).resolve().parents[3] / "unit" / "fixtures" / "dkms"
+RELEASES = ("debian12", "debian13")
+
+
+def captured(release, case, stream="stdout"):
+    return (CAPTURES / release / ("%s.%s" % (case, stream))).read_text()
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize(
+    "case, state_a, state_b",
+    [
+        ("status-none", "absent", "absent"),
+        ("status-none-mv", "absent", "absent"),
+        ("status-added", "added", "added"),
+        ("status-added-mv", "added", "added"),
+        ("status-built-one", "built", "added"),
+        ("status-built-one-mv", "built", "added"),
+        ("status-installed-one", "installed", "added"),
+        ("status-installed-one-mv", "installed", "added"),
+        ("status-installed-both", "installed", "installed"),
+        ("status-installed-both-mv", "installed", "installed"),
+        ("status-installed-both-m", "installed", "installed"),
+        ("status-installed-both-slash", "installed", "installed"),
+        ("status-after-uninstall-kB", "installed", "built"),
+        ("status-after-autoinstall-kB", "installed", "installed"),
+        ("status-after-remove", "absent", "absent"),
+    ],
+)
+def test_captured_status(release, case, state_a, state_b):
+    kernel_a, kernel_b = (CAPTURES / release / "kernels").read_text().split()
+    entries = _dkms.parse_status(captured(release, case))
+    _registered, _broken, states = _dkms.kernel_states(entries, "dattobd", "0.12.1", (kernel_a, kernel_b))
+    assert (states[kernel_a][0], states[kernel_b][0]) == (state_a, state_b)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_captured_status_filtered_by_kernel(release):
+    """`dkms status -k B` says `added` when the module is built for A only (REFERENCE.md)."""
+    kernel_a, kernel_b = (CAPTURES / release / "kernels").read_text().split()
+    entries = _dkms.parse_status(captured(release, "status-built-one-kB"))
+    assert [(e.kernel, e.state) for e in entries] == [(None, "added")]
+    _registered, _broken, states = _dkms.kernel_states(entries, "dattobd", "0.12.1", (kernel_b,))
+    assert states[kernel_b][0] == "added"
+
+
+def test_captured_broken_differs_between_releases():
+    """3.2 prints `broken`; 3.0.10 prints nothing but an error, so the module checks the tree on disk."""
+    assert [e.state for e in _dkms.parse_status(captured("debian13", "broken-status"))] == ["broken"]
+    assert _dkms.parse_status(captured("debian12", "broken-status")) == []
+    assert "Could not locate dkms.conf" in captured("debian12", "broken-status", "stderr")
+
+
+@pytest.mark.parametrize("release, version", [("debian12", (3, 0, 10)), ("debian13", (3, 2, 2))])
+def test_captured_versions(release, version):
+    assert _dkms.parse_dkms_version(captured(release, "version")) == version
+    assert _dkms.supports_force_rebuild(version)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_captured_exit_codes_match_the_table(release):
+    assert int(captured(release, "add-again", "rc")) == 3
+    assert "already added" in _dkms.explain_exit_code(3)
+    assert int(captured(release, "broken-build-kB", "rc")) == 4
+    assert "broken" in _dkms.explain_exit_code(4)
