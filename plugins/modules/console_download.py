@@ -28,7 +28,8 @@ attributes:
   check_mode:
     support: partial
     details:
-      - In check mode nothing is downloaded; it reports a change when O(dest) is missing or does not match O(checksum).
+      - In check mode nothing is downloaded; the console is asked with C(HEAD), so C(found) and failures are real.
+      - It reports a change when O(dest) is missing or does not match O(checksum).
   diff_mode:
     support: none
 options:
@@ -191,13 +192,11 @@ def main():
         result["changed"] = module.set_fs_attributes_if_different(
             module.load_file_common_arguments(dict(path=dest, mode=params["mode"])), False)
         module.exit_json(**result)
-    if module.check_mode:
-        result["changed"] = True
-        module.exit_json(**result)
-
+    # Check mode asks the console with HEAD: the answer (found, token refused, ...) is what a real run
+    # would get, and nothing is written to the host.
     response, info = fetch_url(
         module, url, timeout=params["timeout"], ca_path=params["ca_path"],
-        headers={"Accept": "application/octet-stream"},
+        headers={"Accept": "application/octet-stream"}, method="HEAD" if module.check_mode else "GET",
     )
     status = info.get("status", -1)
     if status != 200:
@@ -206,6 +205,11 @@ def main():
             module.exit_json(**result)
         module.fail_json(msg=_console.explain_failure(status, info.get("msg", ""), public_url,
                                                       params["artifact"]), status=status, **result)
+    if module.check_mode:
+        # Without a checksum the content cannot be compared without downloading it: an existing file
+        # counts as current, a missing one as a change.
+        result["changed"] = not os.path.isfile(dest) or bool(expected)
+        module.exit_json(**result)
 
     parent = os.path.dirname(dest) or "."
     if not os.path.isdir(parent):

@@ -1,0 +1,115 @@
+# Copyright: HyperMotion Linux Agent engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What an operator expects on a host after playbooks/install.yml (and after uninstall.yml)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def kernels(host):
+    values = dict(line.split("=", 1) for line in host.file("/etc/hm-test-kernels").content_string.split())
+    return values["built"], values["deferred"]
+
+
+@pytest.fixture
+def installed(host):
+    if host.file("/etc/hm-test-phase").exists:
+        pytest.skip("uninstalled phase")
+
+
+@pytest.fixture
+def uninstalled(host):
+    if not host.file("/etc/hm-test-phase").exists:
+        pytest.skip("installed phase")
+
+
+def explain(host):
+    """What a failing assertion needs next to it: DKMS's view and the make.log."""
+    return host.run("dkms status; tail -n 30 /var/lib/dkms/dattobd/*/build/make.log 2>/dev/null").stdout
+
+
+def test_toolchain_and_headers_installed(host, installed):
+    built, deferred = kernels(host)
+    for package in ("dkms", "gcc", "make", "linux-headers-%s" % built, "linux-headers-%s" % deferred):
+        assert host.package(package).is_installed, package
+    # Without recommends: the headers meta-package would pull the newest headers and build for them.
+    assert not host.package("linux-headers-amd64").is_installed
+
+
+def test_dkms_built_for_the_kernel_with_symbols(host, installed):
+    built, _deferred = kernels(host)
+    status = host.check_output("dkms status")
+    assert "dattobd/0.12.1, %s, x86_64: installed" % built in status, explain(host)
+    assert host.check_output("modinfo -k %s -F version dattobd" % built) == "0.12.1"
+    # Loadability without loading: modprobe resolves it for that kernel.
+    assert "dattobd.ko" in host.check_output("modprobe --show-depends -S %s dattobd" % built)
+
+
+def test_kernel_without_symbols_is_deferred_not_built(host, installed):
+    _built, deferred = kernels(host)
+    assert "dattobd/0.12.1, %s" % deferred not in host.check_output("dkms status")
+    assert host.run("modinfo -k %s -n dattobd" % deferred).rc != 0
+    unit = host.service("hypermotion-dattobd-build")
+    assert unit.is_enabled
+    assert host.file("/usr/local/sbin/hypermotion-dattobd-build").mode == 0o755
+
+
+def test_kernel_hooks_cannot_build_without_symbols(host, installed):
+    conf = host.file("/usr/src/dattobd-0.12.1/dkms.conf").content_string
+    assert 'PACKAGE_VERSION="0.12.1"' in conf
+    assert 'AUTOINSTALL="no"' in conf
+    assert "@MODULE_VERSION@" not in conf
+
+
+def test_module_in_initramfs(host, installed):
+    built, _deferred = kernels(host)
+    listing = host.check_output("lsinitramfs /boot/initrd.img-%s" % built)
+    assert "dattobd.ko" in listing
+    assert host.file("/etc/initramfs-tools/hooks/hypermotion-linux-agent").mode == 0o755
+
+
+def test_boot_configuration(host, installed):
+    assert host.file("/etc/modules-load.d/dattobd.conf").content_string.strip().endswith("dattobd")
+    assert host.file("/usr/local/bin/dbdctl").mode == 0o755
+    # dbdctl runs and explains that the module is not loaded (containers never load modules).
+    result = host.run("/usr/local/bin/dbdctl version")
+    assert result.rc == 3 and "not loaded" in (result.stdout + result.stderr)
+    assert "dattobd" not in host.file("/proc/modules").content_string
+
+
+def test_agent_running(host, installed):
+    assert host.package("egisplus-agent").is_installed
+    agent = host.service("egisplus-agent")
+    assert agent.is_enabled and agent.is_running
+    assert "status=running" in host.file("/var/lib/egisplus-agent/heartbeat").content_string
+
+
+def test_monitor_running_with_private_key(host, installed):
+    monitor = host.service("hypermotion-monitor")
+    assert monitor.is_enabled and monitor.is_running
+    key = host.file("/opt/hypermotion-monitor/etc/server.key")
+    assert (key.mode, key.user, key.group) == (0o600, "root", "root")
+    assert host.file("/opt/hypermotion-monitor/etc/server.crt").mode == 0o644
+
+
+def test_temporary_sources_removed(host, installed):
+    assert host.run("ls /etc/apt/sources.list.d/hypermotion-linux-agent-* 2>/dev/null").stdout == ""
+    assert "backports" not in host.check_output("apt-cache policy")
+    # The host's own sources are untouched.
+    assert host.file("/etc/apt/sources.list.d/debian.sources").exists
+
+
+def test_uninstall_leaves_no_trace(host, uninstalled):
+    assert "dattobd" not in host.check_output("dkms status")
+    for path in ("/usr/src/dattobd-0.12.1", "/var/lib/dkms/dattobd", "/etc/modules-load.d/dattobd.conf",
+                 "/usr/local/bin/dbdctl", "/usr/local/sbin/hypermotion-dattobd-build",
+                 "/etc/systemd/system/hypermotion-dattobd-build.service", "/opt/hypermotion-monitor",
+                 "/etc/systemd/system/hypermotion-monitor.service", "/var/lib/hypermotion-linux-agent",
+                 "/etc/initramfs-tools/hooks/hypermotion-linux-agent"):
+        assert not host.file(path).exists, path
+    assert not host.package("egisplus-agent").is_installed
+    built, deferred = kernels(host)
+    for kernel in (built, deferred):
+        assert host.run("modinfo -k %s -n dattobd" % kernel).rc != 0
+    assert "dattobd.ko" not in host.check_output("lsinitramfs /boot/initrd.img-%s" % built)

@@ -1,0 +1,81 @@
+# Copyright: HyperMotion Linux Agent engineers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The vm_kernel target is a real, booted Debian 12 kernel (not a container)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_runs_a_debian_kernel(host):
+    release = host.check_output("uname -r")
+    assert release.endswith("-amd64"), release
+    # The running kernel is the packaged one installed on the guest's disk.
+    assert host.package("linux-image-%s" % release).is_installed
+
+
+def test_is_debian_12_in_a_vm(host):
+    assert host.system_info.distribution == "debian"
+    assert host.system_info.release.startswith("12")
+    assert host.check_output("systemd-detect-virt --vm") == "qemu"
+
+
+def test_has_python3(host):
+    assert host.run("python3 --version").rc == 0
+
+
+def test_serial_console_and_grub_boot(host):
+    cmdline = host.file("/proc/cmdline").content_string.split()
+    assert any(arg == "console=ttyS0" or arg.startswith("console=ttyS0,") for arg in cmdline), cmdline
+    # Booted by GRUB from the disk (not qemu -kernel): GRUB adds BOOT_IMAGE.
+    assert any(arg.startswith("BOOT_IMAGE=") for arg in cmdline), cmdline
+
+
+# ---- after the stories of converge.yml (install, reboot, kernel upgrade, unsafe order, repair) ----
+
+@pytest.fixture
+def installed(host):
+    if host.file("/etc/hm-test-phase").exists:
+        pytest.skip("uninstalled phase")
+
+
+@pytest.fixture
+def uninstalled(host):
+    if not host.file("/etc/hm-test-phase").exists:
+        pytest.skip("installed phase")
+
+
+def test_module_loaded_and_answering(host, installed):
+    assert "dattobd" in host.check_output("lsmod")
+    assert host.file("/dev/datto-ctl").is_character_device
+    assert '"status"' in host.file("/proc/datto-info").content_string
+    assert host.run("/usr/local/bin/dbdctl info").rc == 0
+
+
+def test_every_kernel_that_ran_has_its_module(host, installed):
+    running = host.check_output("uname -r")
+    assert running.startswith("6.12."), running
+    installed = host.check_output("dkms status")
+    # The install kernel (6.1), the safe-order upgrade and the unsafe-order kernel: three kernels.
+    assert installed.count(": installed") >= 3, installed
+    assert "dattobd.ko" in host.check_output("lsinitramfs /boot/initrd.img-%s" % running)
+
+
+def test_services_up_after_the_reboots(host, installed):
+    for name in ("egisplus-agent", "hypermotion-monitor", "hypermotion-dattobd-build"):
+        service = host.service(name)
+        assert service.is_enabled, name
+    assert host.service("egisplus-agent").is_running
+    assert host.service("hypermotion-monitor").is_running
+
+
+def test_uninstall_leaves_no_module_and_no_boot_hooks(host, uninstalled):
+    assert "dattobd" not in host.check_output("lsmod")
+    assert "dattobd" not in host.check_output("dkms status")
+    for kernel in host.check_output("ls /lib/modules").split():
+        assert host.run("modinfo -k %s -n dattobd" % kernel).rc != 0, kernel
+    for path in ("/etc/modules-load.d/dattobd.conf", "/etc/systemd/system/hypermotion-dattobd-build.service",
+                 "/etc/initramfs-tools/hooks/hypermotion-linux-agent", "/usr/src/dattobd-0.12.1"):
+        assert not host.file(path).exists, path
+    running = host.check_output("uname -r")
+    assert "dattobd.ko" not in host.check_output("lsinitramfs /boot/initrd.img-%s" % running)
