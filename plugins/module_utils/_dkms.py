@@ -214,8 +214,10 @@ def plan_steps(wanted, registered, states, *, force=False, remove_all=False, dkm
                 steps.append(Step("remove", kernel, False))
             steps.append(Step("build", kernel, bool(rebuild and native_force)))
         if needs_install:
-            reinstall = state == INSTALLED and native_force
-            steps.append(Step("install", kernel, bool(reinstall)))
+            # Always --force where DKMS has it: after a failed forced rebuild DKMS reports the kernel as
+            # `added` while the old .ko is still in place, and a plain install then stops with exit 5
+            # ("already installed") and keeps the old module (captured on 3.0.10 and 3.2.2).
+            steps.append(Step("install", kernel, native_force))
     return steps
 
 

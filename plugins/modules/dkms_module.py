@@ -285,6 +285,13 @@ def remove_stale_tree(runner, module):
                 touched.append(kernel)
     shutil.rmtree(tree)
     parent = os.path.dirname(tree)
+    # DKMS also keeps kernel-K-ARCH links next to the versions ("0.12.1/K/ARCH"): drop this version's.
+    for name in os.listdir(parent) if os.path.isdir(parent) else []:
+        link = os.path.join(parent, name)
+        if name.startswith("kernel-") and os.path.islink(link):
+            target = os.readlink(link)
+            if target.startswith(runner.version + "/") or ("/%s/" % runner.version) in target:
+                os.unlink(link)
     if os.path.isdir(parent) and not os.listdir(parent):
         os.rmdir(parent)
     depmod = module.get_bin_path("depmod")

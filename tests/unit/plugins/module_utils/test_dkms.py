@@ -204,11 +204,13 @@ def _plan(wanted, registered, states, **kwargs):
     "wanted, registered, states, kwargs, expected",
     [
         pytest.param("installed", False, _st((K1, "absent")), {}, [
-            ("add", None, False), ("build", K1, False), ("install", K1, False)], id="fresh install"),
+            ("add", None, False), ("build", K1, False), ("install", K1, True)], id="fresh install"),
         pytest.param("installed", True, _st((K1, "installed")), {}, [], id="installed is a no-op"),
-        pytest.param("installed", True, _st((K1, "built")), {}, [("install", K1, False)], id="built needs install"),
+        pytest.param("installed", True, _st((K1, "built")), {}, [("install", K1, True)], id="built needs install"),
+        pytest.param("installed", True, _st((K1, "built")), {"dkms_version": (2, 8, 4)}, [("install", K1, False)],
+                     id="no --force before 3.0.7"),
         pytest.param("installed", True, _st((K1, "installed"), (K2, "added")), {}, [
-            ("build", K2, False), ("install", K2, False)], id="only the missing kernel"),
+            ("build", K2, False), ("install", K2, True)], id="only the missing kernel"),
         pytest.param("built", True, _st((K1, "installed")), {}, [], id="installed satisfies built"),
         pytest.param("present", False, _st((K1, "absent")), {}, [("add", None, False)], id="present adds only"),
         pytest.param("added", True, _st((K1, "installed")), {}, [], id="added is a no-op once registered"),
@@ -219,7 +221,7 @@ def _plan(wanted, registered, states, **kwargs):
             id="force before 3.0.7 removes first"),
         pytest.param("built", True, _st((K1, "built")), {"force": True}, [("build", K1, True)], id="forced rebuild"),
         pytest.param("installed", True, _st((K1, "installed-weak")), {}, [
-            ("build", K1, False), ("install", K1, False)], id="weak install is not enough"),
+            ("build", K1, False), ("install", K1, True)], id="weak install is not enough"),
         pytest.param("absent", True, _st((K1, "installed"), (K2, "added")), {}, [("remove", K1, False)],
                      id="absent on listed kernels"),
         pytest.param("absent", True, _st((K1, "installed")), {"remove_all": True}, [("remove-all", None, False)],
@@ -243,7 +245,7 @@ def test_plan_rejects_unknown_state():
 
 def test_build_always_precedes_install_of_same_kernel():
     steps = _plan("installed", False, _st((K1, "absent"), (K2, "built")))
-    assert steps.index(("build", K1, False)) < steps.index(("install", K1, False))
+    assert steps.index(("build", K1, False)) < steps.index(("install", K1, True))
     assert ("build", K2, False) not in steps
 
 
