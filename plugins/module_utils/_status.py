@@ -91,6 +91,6 @@ def render(host, status):
         ])
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(line)).rstrip() for line in cells]
-    lines.append("%s: %s" % (host, status["verdict"]) + (" (%s)" % "; ".join(status["reasons"])
-                                                          if status["reasons"] else ""))
+    because = " (%s)" % "; ".join(status["reasons"]) if status["reasons"] else ""
+    lines.append("%s: %s%s" % (host, status["verdict"], because))
     return "\n".join(lines)

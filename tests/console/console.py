@@ -285,7 +285,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--root", required=True, type=Path, help="directory with the artifacts")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--bind", default="127.0.0.1")

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+# facts(**{K_OLD: ...}) builds keyword names from kernel releases:
+# pylint: disable=repeated-keyword
+
 import pytest
 
 from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _status

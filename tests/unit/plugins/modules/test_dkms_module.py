@@ -90,7 +90,9 @@ def dkms(monkeypatch, bin_paths, tmp_path, source):
     fake.tree = tmp_path / "var-lib-dkms"
     fake.source = source
     bin_paths.update(dkms="/usr/sbin/dkms", timeout="/usr/bin/timeout")
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: fake(self, argv, **kw))
+    # A lambda, not `fake` itself: an instance set on the class would not receive the module as `self`.
+    monkeypatch.setattr(basic.AnsibleModule, "run_command",
+                        lambda self, argv, **kw: fake(self, argv, **kw))  # pylint: disable=unnecessary-lambda
     monkeypatch.setattr(dkms_module, "DKMS_TREE", str(fake.tree))
     monkeypatch.setattr(dkms_module._host, "headers_present", lambda root, k: k in (K1, K2))
     return fake
