@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-# facts(**{K_OLD: ...}) builds keyword names from kernel releases:
-# pylint: disable=repeated-keyword
-
 import pytest
 
 from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _status
+
+# facts(**{K_OLD: ...}) builds keyword names from kernel releases:
+# pylint: disable=repeated-keyword
 
 OLD, NEW = "6.1.0-50-amd64", "6.1.0-56-amd64"
 
