@@ -43,9 +43,14 @@ test: venv collection  ## The whole suite: fast checks, real-DKMS integration, m
 	$(MAKE) integration
 	$(MAKE) molecule
 
-lint: venv collection  ## ruff and ansible-lint (production profile)
+lint: venv collection  ## ruff, role README check (role_docs.py --check) and ansible-lint (production profile)
 	$(BIN)/ruff check plugins tests
+	$(BIN)/python tests/tools/role_docs.py --check
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
+
+.PHONY: role-docs
+role-docs: venv  ## Write roles/*/README.md from meta/argument_specs.yml and meta/main.yml
+	$(BIN)/python tests/tools/role_docs.py
 
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell $(BIN)/python -c 'from ansible_test._internal.python_requirements import *; import re,inspect,ansible_test._internal.python_requirements as m; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(m)).group(1))' 2>/dev/null || echo 24.2)).py
 
@@ -60,14 +65,52 @@ sanity: venv  ## ansible-test sanity on a copy of the collection
 unit: venv collection  ## Unit tests of module_utils and modules (pytest)
 	cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/unit
 
-integration: venv collection  ## Run the modules for real in Debian 12 and 13 containers with real DKMS
-	cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration
+# Podman with the private config and storage of tests/testbed (cached in $(HM_CACHE)).
+PODMAN_ENV  := . tests/testbed/podman-env.sh && PATH=$(CURDIR)/$(BIN):$$PATH
+SCENARIOS   ?= install_bookworm install_trixie
 
-molecule: venv collection  ## Molecule scenarios (podman targets, then the VM)
-	@echo "molecule scenarios: none yet"
+integration: venv collection  ## Run the modules for real in Debian 12 and 13 containers with real DKMS
+	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration
+
+molecule: venv collection  ## Molecule scenarios: full install on Debian 12 and 13 (podman), then the VM
+	$(PODMAN_ENV) && for s in $(SCENARIOS); do tests/testbed/images.sh ensure $${s#install_} >/dev/null && \
+		molecule test -s $$s || exit 1; done
 
 build-collection: venv  ## Build the installable collection tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
+
+# The collection as users get it: the tarball, installed with ansible-galaxy into a fresh path.
+COLL_TARBALL   := $(BUILD)/hypermotion-linux_agent-$(shell awk '/^version:/ {print $$2}' galaxy.yml).tar.gz
+INSTALLED_ROOT := $(BUILD)/installed
+INSTALLED_COLL := $(INSTALLED_ROOT)/ansible_collections/hypermotion/linux_agent
+# Test-only material that must stay out of the tarball, and what the installed-copy checks need in it.
+TARBALL_NEVER  := tests/testbed tests/fixtures tests/console tests/integration \.ci Makefile requirements\.txt \
+                  extensions/molecule \.config/molecule
+TARBALL_ALWAYS := plugins roles playbooks meta tests/unit tests/tools
+
+.PHONY: installed-check
+installed-check: venv  ## Build the tarball, install it into build/installed, run sanity and unit tests there
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
+	@list=$$(tar -tzf $(COLL_TARBALL)); \
+	for p in $(TARBALL_NEVER); do if grep -qE "^$$p(/|$$)" <<<"$$list"; then \
+		echo "installed-check: $$p must not be in $(COLL_TARBALL) (galaxy.yml build_ignore)"; exit 1; fi; done; \
+	for p in $(TARBALL_ALWAYS); do if ! grep -qE "^$$p/" <<<"$$list"; then \
+		echo "installed-check: $$p is missing from $(COLL_TARBALL)"; exit 1; fi; done
+	rm -rf $(INSTALLED_ROOT)
+	$(BIN)/ansible-galaxy collection install --force -p $(INSTALLED_ROOT) $(COLL_TARBALL)
+	# ansible-test lists files with git; build/ is ignored by our repository, so the copy gets its own.
+	# (tests/output/ is where ansible-test works: keep it out, as our .gitignore does.)
+	cd $(INSTALLED_COLL) && git init -q && echo tests/output/ >.git/info/exclude && git add -A
+	@mkdir -p $(dir $(GET_PIP_CACHE)) && cp tests/tools/get_pip_offline.py $(GET_PIP_CACHE)
+	cd $(INSTALLED_COLL) && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/$(INSTALLED_ROOT) PATH=$(CURDIR)/$(BIN):$$PATH \
+		$(CURDIR)/$(BIN)/ansible-test sanity --venv --python 3.11 --color no
+	# The unit tests import the installed copy, never the source tree (checked first).
+	cd $(INSTALLED_COLL) && PYTHONPATH=$(CURDIR)/$(INSTALLED_ROOT) $(CURDIR)/$(BIN)/python -c \
+		'import ansible_collections.hypermotion.linux_agent.plugins.module_utils._dkms as m, os, sys; \
+		print("installed-check: unit tests import", os.path.dirname(m.__file__)); \
+		sys.exit(not m.__file__.startswith("$(CURDIR)/$(INSTALLED_ROOT)/"))'
+	cd $(INSTALLED_COLL) && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/$(INSTALLED_ROOT) \
+		$(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider -o pythonpath=$(CURDIR)/$(INSTALLED_ROOT) tests/unit
 
 clean:  ## Remove build output (the image cache in $$HM_CACHE stays)
 	rm -rf $(BUILD)
