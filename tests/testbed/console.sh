@@ -12,30 +12,35 @@
 #   tests/testbed/console.sh stop NAME
 #
 # State lives in ${HM_CACHE:-/var/cache/hypermotion-linux-agent}/work/console-NAME; the
-# artifacts and PKI are shared by every NAME and rebuilt when tests/console or
-# tests/fixtures change.
+# artifacts and PKI are shared by every NAME, one set per content of tests/console and
+# tests/fixtures.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CACHE="${HM_CACHE:-/var/cache/hypermotion-linux-agent}"
-SHARED="$CACHE/work/console-artifacts"
+SHARED=""  # set by artifacts()
 AGENT_VERSION=1.0.0
 
 die() { echo "console.sh: error: $*" >&2; exit 1; }
 
 artifacts() {
-    # Content hash of everything that goes into the artifacts: rebuild when it changes.
+    # One artifacts+PKI directory per content hash of tests/console and tests/fixtures: a change
+    # builds a new one, and a console already serving an older one keeps its files.
     local hash
     hash="$(cd "$REPO" && find tests/console tests/fixtures -type f ! -name '*.pyc' -print0 | sort -z |
         xargs -0 sha256sum | sha256sum | cut -c1-16)"
-    if [ ! -f "$SHARED/root/.hash" ] || [ "$(cat "$SHARED/root/.hash")" != "$hash" ]; then
+    SHARED="$CACHE/work/console-artifacts-$hash"
+    if [ ! -f "$SHARED/.complete" ]; then
         rm -rf "$SHARED"
         mkdir -p "$SHARED"
         "$REPO/tests/console/make-pki.sh" "$SHARED/pki" >/dev/null
         "$REPO/tests/console/build-artifacts.sh" "$SHARED/root" "$AGENT_VERSION" --pki "$SHARED/pki" >/dev/null
-        echo "$hash" >"$SHARED/root/.hash"
+        touch "$SHARED/.complete"
     fi
+    # Drop artifact sets nobody used for a day.
+    find "$CACHE/work" -maxdepth 1 -name 'console-artifacts-*' -mtime +1 ! -path "$SHARED" \
+        -exec rm -rf {} + 2>/dev/null || true
 }
 
 start() {
