@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
 export ANSIBLE_HOME := $(CURDIR)/$(BUILD)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/$(BUILD)/ansible-home/tmp
 
-.PHONY: help venv collection deploy test test-fast lint sanity unit integration molecule build-collection clean
+.PHONY: help venv collection deploy test test-fast test-vm lint sanity unit integration molecule build-collection clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -72,9 +72,13 @@ SCENARIOS   ?= install_bookworm install_trixie
 integration: venv collection  ## Run the modules for real in Debian 12 and 13 containers with real DKMS
 	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration
 
-molecule: venv collection  ## Molecule scenarios: full install on Debian 12 and 13 (podman), then the VM
-	$(PODMAN_ENV) && for s in $(SCENARIOS); do tests/testbed/images.sh ensure $${s#install_} >/dev/null && \
+molecule: venv collection  ## Molecule scenarios (SCENARIOS=...): full install on Debian 12 and 13 (podman)
+	$(PODMAN_ENV) && for s in $(SCENARIOS); do \
+		case $$s in install_*) tests/testbed/images.sh ensure $${s#install_} >/dev/null || exit 1 ;; esac; \
 		molecule test -s $$s || exit 1; done
+
+test-vm: venv collection  ## The real-kernel stories in a qemu VM (install, reboot, kernel upgrade, unsafe order, repair)
+	$(MAKE) molecule SCENARIOS=vm_kernel
 
 build-collection: venv  ## Build the installable collection tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD) .
