@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # build-artifacts.sh OUTDIR VERSION [options]
 #
 # Fills OUTDIR, the local console's --root, with:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A local stand-in for the HyperMotion vendor console (tests only).
 
 Serves, over HTTPS, the artifacts in --root with the console's URL shapes:

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # make-pki.sh OUTDIR [--force]
 #
 # Test PKI for the local console, made with openssl (RSA 2048, 10 years):

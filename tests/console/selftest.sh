@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # selftest.sh -- quick self-test of the local console (loopback only).
 #
 # Makes a PKI and a console root in a temporary directory, starts console.py
