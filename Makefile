@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
 export ANSIBLE_HOME := $(CURDIR)/$(BUILD)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(CURDIR)/$(BUILD)/ansible-home/tmp
 
-.PHONY: help venv collection deploy test test-fast test-vm lint sanity unit integration molecule build-collection clean
+.PHONY: help venv collection deploy test test-fast test-vm test-faults lint sanity unit integration molecule build-collection clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -70,7 +70,11 @@ PODMAN_ENV  := . tests/testbed/podman-env.sh && PATH=$(CURDIR)/$(BIN):$$PATH
 SCENARIOS   ?= install_bookworm install_trixie
 
 integration: venv collection  ## Run the modules for real in Debian 12 and 13 containers with real DKMS
-	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration
+	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration \
+		--ignore=tests/integration/test_install_faults.py
+
+test-faults: venv collection  ## Inject every install fault for real and check the message and the untouched host
+	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration/test_install_faults.py
 
 molecule: venv collection  ## Molecule scenarios (SCENARIOS=...): full install on Debian 12 and 13 (podman)
 	$(PODMAN_ENV) && for s in $(SCENARIOS); do \
