@@ -4,24 +4,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 
 def kernels(host):
     values = dict(line.split("=", 1) for line in host.file("/etc/hm-test-kernels").content_string.split())
     return values["built"], values["deferred"]
-
-
-@pytest.fixture
-def installed(host):
-    if host.file("/etc/hm-test-phase").exists:
-        pytest.skip("uninstalled phase")
-
-
-@pytest.fixture
-def uninstalled(host):
-    if not host.file("/etc/hm-test-phase").exists:
-        pytest.skip("installed phase")
 
 
 def explain(host):

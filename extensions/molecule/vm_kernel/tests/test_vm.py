@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 
 def test_runs_a_debian_kernel(host):
     release = host.check_output("uname -r")
@@ -32,18 +30,6 @@ def test_serial_console_and_grub_boot(host):
 
 
 # ---- after the stories of converge.yml (install, reboot, kernel upgrade, unsafe order, repair) ----
-
-@pytest.fixture
-def installed(host):
-    if host.file("/etc/hm-test-phase").exists:
-        pytest.skip("uninstalled phase")
-
-
-@pytest.fixture
-def uninstalled(host):
-    if not host.file("/etc/hm-test-phase").exists:
-        pytest.skip("installed phase")
-
 
 def test_module_loaded_and_answering(host, installed):
     assert "dattobd" in host.check_output("lsmod")
