@@ -86,6 +86,10 @@ mkdir -p "$VMDIR/debootstrap-cache"
 INCLUDE=linux-image-amd64,initramfs-tools,grub-pc,systemd-sysv,udev,dbus,kmod
 INCLUDE+=,openssh-server,python3,python3-apt,sudo,ca-certificates
 INCLUDE+=,ifupdown,isc-dhcp-client,iproute2,procps,e2fsprogs,zstd
+# The compiler is baked in natively here: installing it in the guest costs ~4 min of TCG in every run,
+# and the apt mechanics of the toolchain are what the podman scenarios prove. dkms and the kernel
+# headers stay out: the collection installs those in the VM, for each kernel it meets.
+INCLUDE+=,gcc,make,libc6-dev
 log "debootstrap bookworm (minbase + $INCLUDE)"
 debootstrap --variant=minbase --include="$INCLUDE" \
     --cache-dir="$VMDIR/debootstrap-cache" \
