@@ -360,6 +360,22 @@ def parse_mokutil_sb_state(text):
     return "unknown"
 
 
+def parse_mokutil_test_key(text):
+    """Whether the certificate ``mokutil --test-key CERT`` asked about is in the MOK list.
+
+    ``enrolled``, ``pending`` (in the enrolment request, confirmed at the next boot), ``not-enrolled``
+    or ``unknown``. mokutil's exit code is not used: only its message says which it is.
+    """
+    lowered = text.lower()
+    if "already enrolled" in lowered:
+        return "enrolled"
+    if "enrollment request" in lowered or "enrolment request" in lowered:
+        return "pending"
+    if "not enrolled" in lowered:
+        return "not-enrolled"
+    return "unknown"
+
+
 def parse_efivar_secure_boot(data):
     """Secure Boot state from the raw SecureBoot efivar: 4 attribute bytes then 1 value byte."""
     if len(data) < 5:

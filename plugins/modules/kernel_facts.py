@@ -49,6 +49,12 @@ options:
         C(lsinitrd)). This decompresses the image and costs about a second per kernel.
     type: bool
     default: true
+  mok_certificate:
+    description:
+      - A module-signing certificate (DER, for example DKMS's V(/var/lib/dkms/mok.pub)) to look up in the
+        MOK list with C(mokutil --test-key) when Secure Boot is enabled. The answer is C(mok_enrolled);
+        a certificate that is not enrolled also gives a warning, as modules it signed cannot load.
+    type: path
 notes:
   - The symbol map status follows dattobd's configure step. V(real) is a map listing
     C(__per_cpu_start); V(kallsyms) means no real map but the kernel is the running one, so
@@ -180,6 +186,11 @@ ansible_facts:
         secure_boot_source:
           description: Where the Secure Boot state came from (V(mokutil), V(efivars), V(none)).
           type: str
+        mok_enrolled:
+          description:
+            - Whether O(mok_certificate) is in the MOK list (V(enrolled), V(pending), V(not-enrolled),
+              V(unknown)); null when not asked, Secure Boot is not enabled or the certificate does not exist.
+          type: str
         disk_free_mb:
           description: Free megabytes (for root) of the filesystem holding each path of O(disk_paths).
           type: dict
@@ -237,6 +248,22 @@ def _secure_boot(module):
             return _kernel.parse_efivar_secure_boot(handle.read()), "efivars"
     except OSError:
         return "unknown", "none"
+
+
+def _mok_enrolled(module, secure_boot, certificate):
+    """mokutil --test-key CERT, only where the answer matters: Secure Boot on and the file present."""
+    if not certificate or secure_boot != "enabled" or not os.path.isfile(os.path.join(ROOT, certificate.lstrip("/"))):
+        return None
+    result = _command_output(module, "mokutil", ["--test-key", certificate])
+    if result is None:
+        return "unknown"
+    rc, out, err = result
+    state = _kernel.parse_mokutil_test_key(out + err)
+    if state == "not-enrolled":
+        module.warn("MOK enrolment needed: Secure Boot is enabled and %s, the certificate modules are signed "
+                    "with, is not enrolled, so they cannot load. Run `mokutil --import %s` and confirm the "
+                    "enrolment in the MOK manager at the next boot." % (certificate, certificate))
+    return state
 
 
 def _next_boot(module, kernels):
@@ -380,6 +407,7 @@ def gather(module):
         "initramfs_tool": initramfs_tool,
         "secure_boot": secure_boot,
         "secure_boot_source": secure_boot_source,
+        "mok_enrolled": _mok_enrolled(module, secure_boot, module.params["mok_certificate"]),
         "disk_free_mb": dict((path, _free_mb(path)) for path in module.params["disk_paths"]),
         "dkms": {
             "installed": dkms is not None,
@@ -395,6 +423,7 @@ def main():
             modules=dict(type="list", elements="str", default=[]),
             check_initramfs=dict(type="bool", default=True),
             disk_paths=dict(type="list", elements="path", default=[]),
+            mok_certificate=dict(type="path"),
         ),
         supports_check_mode=True,
     )

@@ -155,6 +155,20 @@ def test_mokutil_sb_state(text, state):
     assert _kernel.parse_mokutil_sb_state(text) == state
 
 
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("/var/lib/dkms/mok.pub is already enrolled\n", "enrolled"),
+        ("/var/lib/dkms/mok.pub is not enrolled\n", "not-enrolled"),
+        ("/var/lib/dkms/mok.pub is already in the enrollment request\n", "pending"),
+        ("EFI variables are not supported on this system\n", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_mokutil_test_key(text, state):
+    assert _kernel.parse_mokutil_test_key(text) == state
+
+
 def test_efivar_secure_boot():
     assert _kernel.parse_efivar_secure_boot(b"\x06\x00\x00\x00\x01") == "enabled"
     assert _kernel.parse_efivar_secure_boot(b"\x06\x00\x00\x00\x00") == "disabled"

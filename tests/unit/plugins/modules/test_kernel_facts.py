@@ -9,6 +9,7 @@ import pathlib
 
 import pytest
 from ansible.module_utils import basic
+from ansible.module_utils.common import warnings
 
 from ansible_collections.hypermotion.linux_agent.plugins.modules import kernel_facts
 
@@ -144,6 +145,59 @@ def test_secure_boot_from_efivars(run_module, host):
     write(root, kernel_facts.SECURE_BOOT_EFIVAR, b"\x06\x00\x00\x00\x01")
     data = facts(run_module)
     assert (data["secure_boot"], data["secure_boot_source"]) == ("enabled", "efivars")
+
+
+@pytest.fixture
+def mokutil(monkeypatch, bin_paths):
+    """A scripted mokutil: Secure Boot on, and ANSWER to --test-key; returns its calls."""
+    bin_paths["mokutil"] = "/usr/bin/mokutil"
+    # Module warnings collect in a process-wide dict: start each case without the previous one's.
+    monkeypatch.setattr(warnings, "_global_warnings", {})
+    calls = []
+    answer = {"test-key": "is not enrolled"}
+    previous = basic.AnsibleModule.run_command
+
+    def run_command(self, argv, **kwargs):
+        if argv[0] != "/usr/bin/mokutil":
+            return previous(self, argv, **kwargs)
+        calls.append(argv[1:])
+        if argv[1] == "--sb-state":
+            return 0, "SecureBoot enabled\n", ""
+        return 0, "%s %s\n" % (argv[2], answer["test-key"]), ""
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    return calls, answer
+
+
+def test_mok_enrolled_not_asked(run_module, host, mokutil):
+    calls, _answer = mokutil
+    data = facts(run_module)
+    assert (data["secure_boot"], data["secure_boot_source"], data["mok_enrolled"]) == ("enabled", "mokutil", None)
+    assert calls == [["--sb-state"]]
+
+
+@pytest.mark.parametrize(("answer", "state", "warned"), [
+    ("is not enrolled", "not-enrolled", True),
+    ("is already enrolled", "enrolled", False),
+])
+def test_mok_enrolled(run_module, host, mokutil, answer, state, warned):
+    root, _calls = host
+    calls, answers = mokutil
+    answers["test-key"] = answer
+    write(root, "/var/lib/dkms/mok.pub", b"der")
+    failed, result = run_module(kernel_facts, {"mok_certificate": "/var/lib/dkms/mok.pub"})
+    assert not failed, result
+    assert result["ansible_facts"]["hypermotion_kernel"]["mok_enrolled"] == state
+    assert calls[-1] == ["--test-key", "/var/lib/dkms/mok.pub"]
+    warnings = str(result.get("warnings", []))  # strings, or dicts with the message (ansible-core 2.19)
+    assert ("MOK enrolment needed" in warnings) is warned
+    assert ("mokutil --import /var/lib/dkms/mok.pub" in warnings) is warned
+
+
+def test_mok_enrolled_certificate_missing(run_module, host, mokutil):
+    calls, _answer = mokutil
+    assert facts(run_module, mok_certificate="/var/lib/dkms/mok.pub")["mok_enrolled"] is None
+    assert ["--test-key", "/var/lib/dkms/mok.pub"] not in calls
 
 
 def test_disk_free_of_nearest_existing_parent(run_module, host):
