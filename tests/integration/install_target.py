@@ -253,8 +253,8 @@ class SystemdTarget:
         env.update(extra)
         return env
 
-    def playbook(self, playbook, *var_files, extra_vars=None, verbosity=3, env=None, timeout=3600):
-        """ansible-playbook PLAYBOOK against this target; extra vars go through files, never argv."""
+    def playbook_argv(self, playbook, *var_files, extra_vars=None, verbosity=3):
+        """The ansible-playbook argv; extra vars go through files (mode 0600), never argv."""
         argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook)]
         for path in var_files:
             argv += ["-e", "@%s" % path]
@@ -265,13 +265,30 @@ class SystemdTarget:
             argv += ["-e", "@%s" % path]
         if verbosity:
             argv.append("-" + "v" * verbosity)
+        return argv
+
+    def next_log(self, playbook):
+        self.runs += 1
+        return self.work / ("run-%02d-%s.log" % (self.runs, pathlib.Path(playbook).stem))
+
+    def playbook(self, playbook, *var_files, extra_vars=None, verbosity=3, env=None, timeout=3600):
+        """ansible-playbook PLAYBOOK against this target, waited for."""
+        argv = self.playbook_argv(playbook, *var_files, extra_vars=extra_vars, verbosity=verbosity)
         result = subprocess.run(argv, env=self.ansible_env(**(env or {})), cwd=str(REPO), capture_output=True,
                                 text=True, check=False, timeout=timeout)
         output = result.stdout + "\n--- stderr ---\n" + result.stderr
-        self.runs += 1
-        log = self.work / ("run-%02d-%s.log" % (self.runs, pathlib.Path(playbook).stem))
+        log = self.next_log(playbook)
         log.write_text(output)
         return PlaybookRun(argv, result.returncode, output, log)
+
+    def start_playbook(self, playbook, *var_files, extra_vars=None, verbosity=3):
+        """ansible-playbook in its own process group (to be killed), output to a log; returns (Popen, log)."""
+        argv = self.playbook_argv(playbook, *var_files, extra_vars=extra_vars, verbosity=verbosity)
+        log = self.next_log(playbook)
+        with log.open("w") as out:
+            process = subprocess.Popen(argv, env=self.ansible_env(), cwd=str(REPO), stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return process, log
 
     # --- state -------------------------------------------------------------------------------
     def snapshot(self):

@@ -16,10 +16,13 @@ re-run to converge. Every run is at -vvv, and no run may print a console token o
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
 import secrets
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 import testbed
@@ -33,6 +36,8 @@ INSTALL = testbed.REPO / "playbooks" / "install.yml"
 PREPARE = testbed.REPO / "extensions" / "molecule" / "shared" / "prepare.yml"
 FAKE_KERNEL = "6.1.0-999-amd64"
 SOURCES_GLOB = "/etc/apt/sources.list.d/hypermotion-linux-agent-*"
+STATE_DIR = "/var/lib/hypermotion-linux-agent"
+MONITOR_KEY = "/opt/hypermotion-monitor/etc/server.key"
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +253,269 @@ def test_compile_error_rolled_back_then_rerun_converges(host):
     status = host.sh("dkms status").stdout
     assert "dattobd/%s, %s, x86_64: installed" % (VERSION, host.built) in status, status
     assert not host.sh("ls %s 2>/dev/null || true" % SOURCES_GLOB).stdout.strip(), "temporary source left"
+
+
+# --- phase 2: a converged host. The module installed before must still be installed after each fault ------
+
+def installed_ko(host, kernel):
+    return "/lib/modules/%s/updates/dkms/dattobd.ko" % kernel
+
+
+def assert_converged(host, version=VERSION):
+    """VERSION installed for the built kernel and nothing else of dattobd around; no temporary source."""
+    status = host.sh("dkms status dattobd").stdout
+    assert "dattobd/%s, %s, x86_64: installed" % (version, host.built) in status, status
+    others = [line for line in status.splitlines() if line.strip() and not line.startswith("dattobd/%s," % version)
+              and not line.startswith("dattobd/%s:" % version)]
+    assert not others, "other dattobd versions in DKMS: %s" % others
+    found = host.sh("modinfo -F version %s" % installed_ko(host, host.built)).stdout.strip()
+    assert found == version, "the installed .ko is version %r, expected %s" % (found, version)
+    assert host.sh("ls -d /usr/src/dattobd-*").stdout.split() == ["/usr/src/dattobd-%s" % version]
+    assert host.sh("test -f /usr/src/dattobd-%s/dkms.conf" % version, check=False).returncode == 0
+    staged = sorted(host.sh("ls -A %s/src" % STATE_DIR).stdout.split())
+    assert staged == ["dattobd-%s" % version, "dattobd-%s.tar.gz" % version], "staged sources: %s" % staged
+    assert not host.sh("ls %s 2>/dev/null || true" % SOURCES_GLOB).stdout.strip(), "temporary source left"
+
+
+def state_dir(host):
+    """The agent's state directory: names, types, modes and sizes (downloads, staged sources)."""
+    return host.sh("find %s -printf '%%p %%y %%m %%s\\n' | sort" % STATE_DIR).stdout
+
+
+def converge(host, overrides=None):
+    run = install(host, overrides or {})
+    assert run.rc == 0, "the re-run did not converge:\n" + run.tail()
+    assert_no_secrets(host, run)
+    assert_converged(host)
+    return run
+
+
+@pytest.fixture(scope="module")
+def converged(host):
+    """The host with VERSION installed by a normal run (the compile-error row's re-run, when it ran first)."""
+    status = host.sh("command -v dkms >/dev/null && dkms status dattobd || true").stdout
+    if "dattobd/%s, %s, x86_64: installed" % (VERSION, host.built) not in status:
+        converge(host)
+    return host
+
+
+def fault_on_converged(host, overrides, keywords):
+    """run_fault, plus: the state directory as it was and the installed module untouched."""
+    state_before = state_dir(host)
+    ko_before = host.sh("sha256sum %s" % installed_ko(host, host.built)).stdout
+    run = run_fault(host, overrides, keywords)
+    assert state_dir(host) == state_before, "the failed run changed %s" % STATE_DIR
+    assert host.sh("sha256sum %s" % installed_ko(host, host.built)).stdout == ko_before
+    assert_converged(host)
+    return run
+
+
+def bumped(version):
+    parts = version.split(".")
+    return ".".join(parts[:-1] + [str(int(parts[-1]) + 1)])
+
+
+def test_failed_upgrade_keeps_installed_version(converged):
+    """Version B does not compile: A stays installed (DKMS, the .ko, the initramfs), B leaves nothing."""
+    host = converged
+    new = bumped(VERSION)
+    outdir = host.work / "upgrade-broken"
+    made = subprocess.run([str(testbed.FIXTURES / "make-dattobd-tarball.sh"), new, str(outdir), "--broken-compile"],
+                          check=True, capture_output=True, text=True).stdout.split()
+    root = host.work / "upgrade-root"
+    shutil.copytree(host.console["hm_console_root"], root)
+    shutil.copyfile(outdir / ("dattobd-%s.tar.gz" % new), root / ("dattobd-%s.tar.gz" % new))
+    token = secrets.token_urlsafe(24)
+    host.secrets.append(token)
+    console = Console(root, host.pki, host.work / "upgrade-console", token)
+    try:
+        fault_on_converged(host, {"linux_agent_console_url": console.url, "linux_agent_console_token": token,
+                                  "dattobd_version": new, "dattobd_source_sha256": made[-1]},
+                           ["dattobd/%s" % new, host.built, "exit code 10", "stays installed",
+                            "%s dattobd/%s" % (host.built, VERSION)])
+    finally:
+        console.stop()
+    out = host.sh("ls -d /usr/src/dattobd-%s /var/lib/dkms/dattobd/%s %s/src/dattobd-%s* 2>/dev/null || true"
+                  % (new, new, STATE_DIR, new)).stdout.strip()
+    assert not out, "the failed version left: " + out
+    # The fault removed (the release that builds): the same version converges again.
+    converge(host)
+
+
+def test_stale_dkms_tree_repaired(converged):
+    """dkms.conf deleted behind DKMS's back: the next run puts the source back and ends installed."""
+    host = converged
+    host.sh("rm /usr/src/dattobd-%s/dkms.conf" % VERSION)
+    converge(host)
+
+
+def running_command(pattern):
+    """A shell test: does a process whose command line matches PATTERN run? The images are minbase: no
+    pgrep or ps, so /proc is read. The pattern's [x] keeps it from matching this check's own command."""
+    return ("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <\"$f\"; echo; done 2>/dev/null | grep -q '%s'"
+            % pattern)
+
+
+def test_killed_mid_build_then_rerun_converges(converged):
+    """SIGKILL to ansible-playbook (and its process group) during a DKMS build; the re-run converges.
+
+    The build on the host outlives the controller: podman exec, like sshd, leaves the remote command
+    running. The role does not detect a concurrent orphaned build (DKMS 3.0 has no lock), so the test
+    waits for it to end, as an operator re-running later would; a re-run racing it is not covered.
+    """
+    host = converged
+    # What a killed run that had added the temporary source leaves behind (a converged host needs no
+    # package, so this run would not add it): the re-run must remove it by its prefix.
+    leftover = "/etc/apt/sources.list.d/hypermotion-linux-agent-backports.sources"
+    host.sh("printf 'Types: deb\\nURIs: http://deb.debian.org/debian\\nSuites: bookworm-backports\\n"
+            "Components: main\\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\\n' > %s" % leftover)
+    variables = good_vars(host)
+    variables["dattobd_force"] = True
+    process, log = host.start_playbook(INSTALL, host.console_vars, extra_vars=variables)
+    building = running_command("[d]kms build -m dattobd")
+    try:
+        deadline = time.monotonic() + 1200
+        while host.sh(building, check=False).returncode != 0:
+            assert process.poll() is None, "the run ended before the build was seen:\n" + log.read_text()[-4000:]
+            assert time.monotonic() < deadline, "no DKMS build seen in 20 min"
+            time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 900
+    while host.sh(running_command("[/]usr/sbin/dkms"), check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the orphaned DKMS build did not end in 15 min"
+        time.sleep(2)
+    print("after the kill: " + host.sh("dkms status dattobd; ls %s 2>/dev/null || true" % SOURCES_GLOB).stdout)
+    converge(host)
+
+
+def test_tls_opt_out_warns(converged):
+    """linux_agent_console_validate_certs: false works against a CA the host does not trust, and says so."""
+    host = converged
+    run = converge(host, {"linux_agent_console_validate_certs": False,
+                          "linux_agent_console_ca": str(host.pki / "other-ca.crt")})
+    # Ansible wraps warnings at the terminal width.
+    assert "[WARNING]: TLS verification of the console is turned off" in " ".join(run.output.split()), run.tail()
+
+
+def test_key_files_root_0600(converged):
+    host = converged
+    assert host.sh("stat -c '%%a %%U %%G' %s" % MONITOR_KEY).stdout.split() == ["600", "root", "root"]
+    assert host.sh("stat -c '%a %U %G' /opt/hypermotion-monitor/etc").stdout.split() == ["750", "root", "root"]
+
+
+def test_monitor_wrong_checksum_never_placed_nor_run(converged):
+    """A monitor executable whose sha256 does not match is refused: never at its destination, never started."""
+    host = converged
+    sums = dict(host.console["hm_console_sha256"])
+    sums["hypermotion-monitor"] = "0" * 64
+    unit = "systemctl show -p InvocationID -p ExecMainPID -p NRestarts hypermotion-monitor"
+    before = host.sh(unit).stdout
+    fault_on_converged(host, {"monitor_sha256": sums},
+                       ["Checksum mismatch", "hypermotion-monitor", "0" * 64, "not used"])
+    assert host.sh(unit).stdout == before, "the monitor was restarted"
+    leftovers = host.sh("find /opt/hypermotion-monitor -name '.hypermotion-monitor*'").stdout.strip()
+    assert not leftovers, "partial download left: " + leftovers
+    converge(host)
+
+
+def test_secrets_only_at_their_destination(converged):
+    """After every -vvv run: no token or key line in the host's files (but the key's own) or journal,
+    nor in the controller's run logs and Ansible's local directories."""
+    host = converged
+    patterns = host.work / "secret-patterns"
+    patterns.write_text("\n".join(host.secrets) + "\n")
+    patterns.chmod(0o600)
+    # /run is not searched: the pattern file sits there for the length of this check.
+    host.copy_in(patterns, "/run/hm-secret-patterns")
+    try:
+        found = host.sh(
+            "grep -rlF -f /run/hm-secret-patterns /var/lib/hypermotion-linux-agent /var/lib/hypermotion-monitor "
+            "/tmp /var/tmp /var/log /root /etc /opt /usr/local /usr/src /var/lib/dkms 2>/dev/null "
+            "| grep -vx %s || true" % MONITOR_KEY).stdout.strip()
+        journal = host.sh("journalctl --no-pager -o cat | grep -cF -f /run/hm-secret-patterns || true").stdout.strip()
+    finally:
+        host.sh("rm -f /run/hm-secret-patterns")
+    assert not found, "secrets in files other than their destination: " + found
+    assert journal == "0", "secrets in the journal (%s lines)" % journal
+    controller = [path for path in [*host.work.glob("run-*.log"), *(host.work / "ansible-home").rglob("*")]
+                  if path.is_file() and any(s in path.read_text(errors="replace") for s in host.secrets)]
+    assert not controller, "secrets in the controller's logs: %s" % controller
+
+
+PROBE = "hm-fault-probe"
+# A package whose postinst fails until a flag file exists: what a kernel install that stopped in its
+# maintainer scripts leaves behind (dpkg status half-configured).
+PROBE_DEB = rf"""
+set -e
+d=/var/tmp/{PROBE}
+rm -rf "$d" && mkdir -p "$d/DEBIAN"
+printf 'Package: {PROBE}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@x.invalid>\n' > "$d/DEBIAN/control"
+printf 'Description: fault probe\n' >> "$d/DEBIAN/control"
+printf '#!/bin/sh\n[ -e /var/tmp/{PROBE}-ok ] && exit 0\necho "{PROBE}: configure failed" >&2\n' > "$d/DEBIAN/postinst"
+echo 'exit 1' >> "$d/DEBIAN/postinst"
+chmod 0755 "$d/DEBIAN/postinst"
+dpkg-deb --build "$d" "$d.deb" >/dev/null
+dpkg -i "$d.deb" >/dev/null 2>&1 || true
+dpkg-query -W -f='${{db:Status-Abbrev}}' {PROBE}
+"""
+
+
+def test_dpkg_half_configured_refused(converged):
+    """An earlier package run left dpkg half-done: refused before anything changes, naming the package."""
+    host = converged
+    try:
+        assert host.sh(PROBE_DEB).stdout.strip() == "iF", "the probe package is not half-configured"
+        fault_on_converged(host, {}, [PROBE, "half-configured", "dpkg --configure -a", "Nothing was changed"])
+        # The fault removed: the package's problem fixed, then dpkg finishes its configuration.
+        host.sh("touch /var/tmp/%s-ok && dpkg --configure -a" % PROBE)
+        converge(host)
+    finally:
+        host.sh(f"touch /var/tmp/{PROBE}-ok; dpkg --purge {PROBE} >/dev/null 2>&1; rm -rf /var/tmp/{PROBE}*",
+                check=False)
+
+
+# The facts source of Secure Boot, doubled: kernel_facts asks mokutil first. Secure Boot on, nothing enrolled.
+FAKE_MOKUTIL = r"""#!/bin/sh
+case "$1" in
+--sb-state) echo "SecureBoot enabled" ;;
+--test-key) echo "$2 is not enrolled" ;;
+*) echo "test double of mokutil: $* not supported" >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def secure_boot(converged):
+    host = converged
+    fake = host.work / "mokutil"
+    fake.write_text(FAKE_MOKUTIL)
+    fake.chmod(0o755)
+    host.copy_in(fake, "/usr/local/sbin/mokutil")
+    try:
+        yield host
+    finally:
+        host.sh("rm -f /usr/local/sbin/mokutil")
+
+
+def test_secure_boot_unsigned_refused(secure_boot):
+    """Secure Boot on and signing not configured: refused before anything changes."""
+    fault_on_converged(secure_boot, {}, ["Secure Boot is enabled", "cannot load", "dattobd_mok_signing: true",
+                                         "mokutil --import /var/lib/dkms/mok.pub", "reboot", "Nothing was changed"])
+
+
+def test_secure_boot_signed_enrolment_reported(secure_boot):
+    """With dattobd_mok_signing DKMS signs what it builds (forced here), and the missing enrolment is reported."""
+    host = secure_boot
+    run = converge(host, {"dattobd_mok_signing": True, "dattobd_force": True})
+    signer = host.sh("modinfo -F signer %s" % installed_ko(host, host.built)).stdout.strip()
+    assert signer, "the rebuilt module carries no signature"
+    text = " ".join(run.output.split())
+    assert "[WARNING]: MOK enrolment needed" in text, run.tail()
+    assert "MOK enrolment needed: dattobd is signed by %s" % signer in text, run.tail()
+    assert "mokutil --import /var/lib/dkms/mok.pub" in text
