@@ -44,7 +44,7 @@ test: venv collection  ## The whole suite: fast checks, real-DKMS integration, m
 	$(MAKE) molecule
 
 lint: venv collection  ## ruff, role README check (role_docs.py --check) and ansible-lint (production profile)
-	$(BIN)/ruff check plugins tests
+	$(BIN)/ruff check plugins tests benchmarks extensions
 	$(BIN)/python tests/tools/role_docs.py --check
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 
@@ -80,6 +80,15 @@ molecule: venv collection  ## Molecule scenarios (SCENARIOS=...): full install o
 	$(PODMAN_ENV) && for s in $(SCENARIOS); do \
 		case $$s in install_*) tests/testbed/images.sh ensure $${s#install_} >/dev/null || exit 1 ;; esac; \
 		molecule test -s $$s || exit 1; done
+
+$(BIN)/.bench-stamp: $(BIN)/.stamp benchmarks/requirements.txt
+	$(BIN)/pip install -q -r benchmarks/requirements.txt
+	touch $@
+
+.PHONY: bench
+BENCH_ARGS ?=
+bench: venv collection $(BIN)/.bench-stamp  ## Fleet benchmark (BENCH_ARGS=--hosts 1,4): no-op install vs Ansible's floor, docs/benchmarks.md
+	$(PODMAN_ENV) && $(BIN)/python benchmarks/noop_fleet.py $(BENCH_ARGS)
 
 test-vm: venv collection  ## The real-kernel stories in a qemu VM (install, reboot, kernel upgrade, unsafe order, repair)
 	$(MAKE) molecule SCENARIOS=vm_kernel
