@@ -38,10 +38,11 @@ deploy: venv collection  ## Main job: create a disposable Debian target and cons
 
 test-fast: lint sanity unit  ## Quick checks for iteration: lint, ansible-test sanity, unit tests
 
-test: venv collection  ## The whole suite: fast checks, real-DKMS integration, molecule scenarios
+test: venv collection  ## The whole suite: fast checks, real-DKMS integration, molecule scenarios, fault suite
 	$(MAKE) test-fast
 	$(MAKE) integration
 	$(MAKE) molecule
+	$(MAKE) test-faults
 
 lint: venv collection  ## ruff, role README check (role_docs.py --check) and ansible-lint (production profile)
 	$(BIN)/ruff check plugins tests benchmarks extensions

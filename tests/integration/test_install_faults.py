@@ -401,6 +401,8 @@ def test_tls_opt_out_warns(converged):
                           "linux_agent_console_ca": str(host.pki / "other-ca.crt")})
     # Ansible wraps warnings at the terminal width.
     assert "[WARNING]: TLS verification of the console is turned off" in " ".join(run.output.split()), run.tail()
+    # The next rows start from the normal settings: the console's own CA back on the host.
+    converge(host)
 
 
 def test_key_files_root_0600(converged):
