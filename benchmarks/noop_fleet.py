@@ -50,6 +50,11 @@ import time
 import uuid
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+# The test harness's helpers (podman environment, console vars), not copies of them.
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from install_target import read_vars  # noqa: E402  (needs the path above)
+from testbed import podman_environment  # noqa: E402
+
 BENCH = REPO / "benchmarks"
 VENV_BIN = REPO / ".venv" / "bin"
 TESTBED = REPO / "tests" / "testbed"
@@ -171,7 +176,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.run_id = uuid.uuid4().hex[:6]
-        self.env = podman_env()
+        self.env = podman_environment()
         self.cleanup = Cleanup(self.env)
         self.work = REPO / "build" / "bench" / self.run_id
         self.work.mkdir(parents=True, exist_ok=True)
@@ -353,7 +358,7 @@ class Bench:
         if run["rc"] != 0:
             raise BenchError("prepare.yml failed (log %s):\n%s" % (run["log"], run["output"][-4000:]))
         self.results["converge"]["prepare_seconds"] = round(run["seconds"], 1)
-        self.console = read_console_vars(self.work / "console-vars.yml")
+        self.console = read_vars(self.work / "console-vars.yml")
         image = "localhost/%sprepared:%s" % (PREFIX, self.run_id)
         self.commit(seed, image)
         self.remove_containers([seed])
@@ -365,7 +370,7 @@ class Bench:
         out = subprocess.run([str(TESTBED / "console.sh"), "start", self.console_name], env=self.env,
                              capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         shutil.copy(out, self.work / "console-vars.yml")
-        self.console = read_console_vars(self.work / "console-vars.yml")
+        self.console = read_vars(self.work / "console-vars.yml")
 
     def manual_env(self, name):
         """Environment for manual_install.sh in NAME (the console CA copied in first)."""
@@ -552,34 +557,8 @@ class Bench:
 
 
 # --------------------------------------------------------------------------- helpers
-def podman_env():
-    out = subprocess.run(["bash", "-c", ". tests/testbed/podman-env.sh && env -0"], cwd=str(REPO), capture_output=True,
-                         check=True).stdout.decode()
-    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
-
-
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def read_console_vars(path):
-    """console.sh's vars file: flat `key: value` lines and the hm_console_sha256 map."""
-    data, current = {}, None
-    for line in pathlib.Path(path).read_text().splitlines():
-        if not line.strip() or line.startswith("---"):
-            continue
-        if line.startswith("  ") and current is not None:
-            key, _sep, value = line.strip().partition(": ")
-            data[current][key] = value
-            continue
-        key, _sep, value = line.partition(":")
-        if value.strip():
-            data[key] = value.strip()
-            current = None
-        else:
-            data[key] = {}
-            current = key
-    return data
 
 
 def step_times(stderr):
