@@ -207,9 +207,8 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _host, _kernel
+from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _host, _kernel, _secure_boot
 
-SECURE_BOOT_EFIVAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 # Every file read goes below ROOT, so unit tests can point it at a prepared tree.
 ROOT = "/"
 
@@ -234,20 +233,6 @@ def _initramfs_tool(module):
         if module.get_bin_path(name):
             return name
     return None
-
-
-def _secure_boot(module):
-    result = _command_output(module, "mokutil", ["--sb-state"])
-    if result is not None:
-        rc, out, err = result
-        state = _kernel.parse_mokutil_sb_state(out + err)
-        if state != "unknown":
-            return state, "mokutil"
-    try:
-        with open(os.path.join(ROOT, SECURE_BOOT_EFIVAR.lstrip("/")), "rb") as handle:
-            return _kernel.parse_efivar_secure_boot(handle.read()), "efivars"
-    except OSError:
-        return "unknown", "none"
 
 
 def _mok_enrolled(module, secure_boot, certificate):
@@ -388,7 +373,7 @@ def gather(module):
     dkms = _command_output(module, "dkms", ["--version"])
     if dkms is not None and dkms[0] == 0:
         dkms_version = dkms[1].strip().replace("dkms-", "").replace("dkms:", "").strip() or None
-    secure_boot, secure_boot_source = _secure_boot(module)
+    secure_boot, secure_boot_source = _secure_boot.read_state(module, ROOT)
 
     return {
         "running_kernel": running,

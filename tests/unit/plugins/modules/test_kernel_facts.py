@@ -11,6 +11,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings
 
+from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _secure_boot
 from ansible_collections.hypermotion.linux_agent.plugins.modules import kernel_facts
 
 OLD, NEW = "6.1.0-50-amd64", "6.1.0-56-amd64"
@@ -142,7 +143,7 @@ def test_secure_boot_unknown_without_mokutil_or_efivars(run_module, host):
 
 def test_secure_boot_from_efivars(run_module, host):
     root, _calls = host
-    write(root, kernel_facts.SECURE_BOOT_EFIVAR, b"\x06\x00\x00\x00\x01")
+    write(root, _secure_boot.SECURE_BOOT_EFIVAR, b"\x06\x00\x00\x00\x01")
     data = facts(run_module)
     assert (data["secure_boot"], data["secure_boot_source"]) == ("enabled", "efivars")
 
