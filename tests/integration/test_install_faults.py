@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import secrets
 import shutil
 import signal
@@ -313,6 +314,60 @@ def fault_on_converged(host, overrides, keywords):
 def bumped(version):
     parts = version.split(".")
     return ".".join(parts[:-1] + [str(int(parts[-1]) + 1)])
+
+
+RECAP_RE = re.compile(r"^\S+\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+def recap(run):
+    """(ok, changed, unreachable, failed) of the run's one host."""
+    found = RECAP_RE.findall(run.output)
+    assert len(found) == 1, "expected one PLAY RECAP line:\n" + run.tail()
+    return tuple(int(n) for n in found[0])
+
+
+def fast_path_taken(run):
+    """The run stopped at the fast path: the converged_state check said equal and nothing else ran."""
+    text = run.output
+    return ("end_host conditional evaluated to True" in text or "ending play for" in text.lower()) \
+        and "TASK [Gather the facts the roles use]" not in text
+
+
+# --- the fast path: a converged host costs one state read, and any drift sends the run down the full path ---
+
+def test_noop_takes_the_fast_path(converged):
+    """A converged host, the same variables: the run stops after the one state read, with nothing changed."""
+    host = converged
+    converge(host)  # records the state with exactly these variables
+    run = install(host, {})
+    assert run.rc == 0, run.tail()
+    assert recap(run)[1:] == (0, 0, 0), run.tail()
+    assert fast_path_taken(run), "the converged host was not left alone by the fast path:\n" + run.tail()
+    assert host.sh("stat -c %a " + STATE_DIR + "/converged.json").stdout.strip() == "600"
+
+
+def test_full_path_noop_changes_nothing(converged):
+    """The roles themselves are idempotent: with the fast path off, a converged host reports 0 changed."""
+    run = install(converged, {"linux_agent_fast_path": False})
+    assert run.rc == 0, run.tail()
+    assert not fast_path_taken(run)
+    assert recap(run)[1:] == (0, 0, 0), "the full path changed a converged host:\n" + run.tail()
+
+
+def test_drift_is_repaired_by_the_full_path(converged):
+    """A stopped monitor and an edited boot configuration: named as the reasons, repaired, then fast again."""
+    host = converged
+    host.sh("systemctl stop hypermotion-monitor && echo edited > /etc/modules-load.d/dattobd.conf")
+    run = install(host, {})
+    assert run.rc == 0, run.tail()
+    assert not fast_path_taken(run)
+    text = " ".join(run.output.split())
+    assert "service hypermotion-monitor is inactive, not active" in text, run.tail()
+    assert "changed since the last verified install: /etc/modules-load.d/dattobd.conf" in text, run.tail()
+    assert host.sh("systemctl is-active hypermotion-monitor").stdout.strip() == "active"
+    assert "dattobd" in host.sh("cat /etc/modules-load.d/dattobd.conf").stdout
+    again = install(host, {})
+    assert again.rc == 0 and fast_path_taken(again), again.tail()
 
 
 def test_failed_upgrade_keeps_installed_version(converged):
