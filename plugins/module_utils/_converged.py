@@ -49,38 +49,37 @@ def file_sha256(full):
     return sha.hexdigest()
 
 
-def _entry(full, st, hash_content):
+def _entry(full, st):
     kind = "link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "file"
     entry = {"type": kind, "mode": "%04o" % stat.S_IMODE(st.st_mode), "owner": "%d:%d" % (st.st_uid, st.st_gid)}
     if kind == "link":
         entry["target"] = os.readlink(full)
     elif kind == "file":
         entry["size"] = st.st_size
-        if hash_content:
-            entry["sha256"] = file_sha256(full)
-        else:
-            entry["mtime_ns"] = st.st_mtime_ns
+        entry["sha256"] = file_sha256(full)
     return entry
 
 
 def path_fingerprint(root, path):
-    """A file: its type, mode, owner and sha256. A directory: every entry below it, files by size and
-    modification time (a rewrite changes it; hashing a DKMS build tree on every run would not pay).
-    A missing path: ``absent``."""
+    """A file: its type, mode, owner and sha256. A directory: the same for every entry below it.
+
+    Content, never modification times: a host restored from a backup or an image (tar keeps whole
+    seconds) is the same host. What the install manages is small (sources, DKMS builds, a few
+    downloads): hashing it costs milliseconds. A missing path: ``absent``."""
     full = _p(root, path)
     try:
         st = os.lstat(full)
     except OSError:
         return "absent"
     if not stat.S_ISDIR(st.st_mode):
-        return _entry(full, st, hash_content=True)
-    tree = {".": _entry(full, st, hash_content=False)}
+        return _entry(full, st)
+    tree = {".": _entry(full, st)}
     for dirpath, dirnames, filenames in os.walk(full):
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             child = os.path.join(dirpath, name)
             try:
-                tree[os.path.relpath(child, full)] = _entry(child, os.lstat(child), hash_content=False)
+                tree[os.path.relpath(child, full)] = _entry(child, os.lstat(child))
             except OSError:
                 continue
     return tree
@@ -106,8 +105,7 @@ def kernel_fingerprint(root, release, modules, family):
         "modules": {},
     }
     if os.path.isfile(dep):
-        # depmod rewrites it on every kernel package change: size and time tell, content would cost.
-        entry["modules_dep"] = "%d:%d" % (os.stat(dep).st_size, os.stat(dep).st_mtime_ns)
+        entry["modules_dep"] = file_sha256(dep)
     for name in modules:
         found = _host.find_module_file(root, release, name)
         entry["modules"][name] = {"path": found, "file": path_fingerprint(root, found) if found else "absent"}

@@ -21,8 +21,9 @@ description:
   - The action plugin of the same name computes O(inputs_sha256) on the controller from the variables the
     collection's roles declare in their argument specs (secrets excluded) and from the collection's own files,
     so another value of any role variable, or another version of the collection, sends the run down the full path.
-  - Directories are compared by the size and modification time of every entry below them; single files by
-    content (sha256). Only Debian-family package databases (dpkg) are read.
+  - Files are compared by content (sha256), type, mode and owner, also every entry below a directory; never
+    by modification time, so a host restored from an image or a backup is recognised. Only Debian-family
+    package databases (dpkg) are read.
 author:
   - HyperMotion Linux Agent engineers (@hypermotion)
 extends_documentation_fragment:
