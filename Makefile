@@ -40,9 +40,9 @@ deploy: venv collection  ## Main job: create a disposable Debian target and cons
 test-fast: lint sanity unit  ## Quick checks for iteration: lint, ansible-test sanity, unit tests
 
 # The podman lane and the qemu lane each keep about one core busy: side by side they fit CI's 90 minutes.
-test: venv collection  ## The whole suite: fast checks, then side by side the podman lane (integration, molecule, faults) and the VM
-	$(MAKE) test-fast
-	tests/run-lanes.sh 'containers=$(MAKE) integration molecule test-faults' 'vm=$(MAKE) test-vm'
+# The VM lane is the longest, so it starts at once; a failure in either lane (lint included) stops both.
+test: venv collection  ## The whole suite, two lanes side by side: test-fast + integration + molecule + faults, and the VM
+	tests/run-lanes.sh 'containers=$(MAKE) test-fast integration molecule test-faults' 'vm=$(MAKE) test-vm'
 
 lint: venv collection  ## ruff, role README check (role_docs.py --check) and ansible-lint (production profile)
 	$(BIN)/ruff check plugins tests benchmarks extensions
