@@ -27,10 +27,14 @@ die() { echo "console.sh: error: $*" >&2; exit 1; }
 artifacts() {
     # One artifacts+PKI directory per content hash of tests/console and tests/fixtures: a change
     # builds a new one, and a console already serving an older one keeps its files.
-    local hash
+    local hash lock
     hash="$(cd "$REPO" && find tests/console tests/fixtures -type f ! -name '*.pyc' -print0 | sort -z |
         xargs -0 sha256sum | sha256sum | cut -c1-16)"
     SHARED="$CACHE/work/console-artifacts-$hash"
+    # make test's two lanes may both start a console first on a cold cache: one builds, the other waits.
+    mkdir -p "$CACHE/work"
+    exec {lock}>"$CACHE/work/console-artifacts.lock"
+    flock "$lock"
     if [ ! -f "$SHARED/.complete" ]; then
         rm -rf "$SHARED"
         mkdir -p "$SHARED"
@@ -41,6 +45,7 @@ artifacts() {
     # Drop artifact sets nobody used for a day.
     find "$CACHE/work" -maxdepth 1 -name 'console-artifacts-*' -mtime +1 ! -path "$SHARED" \
         -exec rm -rf {} + 2>/dev/null || true
+    exec {lock}>&-
 }
 
 start() {
