@@ -24,7 +24,7 @@ COLLECTION = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."
 INPUT_ROLES = ("linux_agent", "dattobd", "dkms_toolchain", "initramfs", "agent", "monitor")
 # Options that choose how a run goes, not what it leaves on the host: a run with the fast path off or a
 # forced rebuild records the same state as a normal run would.
-NOT_STATE = frozenset(("linux_agent_fast_path", "linux_agent_converged_record", "dattobd_force"))
+NOT_STATE = frozenset(("linux_agent_fast_path", "linux_agent_converged_record", "dattobd_force", "dattobd_preflight"))
 _CACHE = {}
 
 
