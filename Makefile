@@ -13,8 +13,10 @@ COLL_LINK   := $(COLL_ROOT)/ansible_collections/hypermotion/linux_agent
 SANITY_DIR  := $(BUILD)/sanity/ansible_collections/hypermotion/linux_agent
 export HM_CACHE ?= /var/cache/hypermotion-linux-agent
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
-export ANSIBLE_HOME := $(CURDIR)/$(BUILD)/ansible-home
-export ANSIBLE_LOCAL_TEMP := $(CURDIR)/$(BUILD)/ansible-home/tmp
+# Per lane (make test runs two at once): ansible-lint and molecule both install the collection there.
+HM_ANSIBLE_HOME ?= $(CURDIR)/$(BUILD)/ansible-home
+export ANSIBLE_HOME := $(HM_ANSIBLE_HOME)
+export ANSIBLE_LOCAL_TEMP := $(HM_ANSIBLE_HOME)/tmp
 
 .PHONY: help venv collection deploy test test-fast test-vm test-faults lint sanity unit integration molecule build-collection clean
 
@@ -42,7 +44,8 @@ test-fast: lint sanity unit  ## Quick checks for iteration: lint, ansible-test s
 # The podman lane and the qemu lane each keep about one core busy: side by side they fit CI's 90 minutes.
 # The VM lane is the longest, so it starts at once; a failure in either lane (lint included) stops both.
 test: venv collection  ## The whole suite, two lanes side by side: test-fast + integration + molecule + faults, and the VM
-	tests/run-lanes.sh 'containers=$(MAKE) test-fast integration molecule test-faults' 'vm=$(MAKE) test-vm'
+	tests/run-lanes.sh 'containers=$(MAKE) test-fast integration molecule test-faults' \
+		'vm=$(MAKE) test-vm HM_ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home-vm'
 
 lint: venv collection  ## ruff, role README check (role_docs.py --check) and ansible-lint (production profile)
 	$(BIN)/ruff check plugins tests benchmarks extensions
