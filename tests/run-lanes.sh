@@ -27,7 +27,10 @@ usage() { sed -n '2,3p' "$0" >&2; exit 2; }
 
 now() { date +%s; }
 elapsed() { local s=$1; printf '%dm%02ds' $((s / 60)) $((s % 60)); }
-last_line() { tail -n 1 "$LOGS/$1.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-160; }
+# The last line that says something (molecule boxes its output and wraps long task names).
+last_line() {
+    tail -n 40 "$LOGS/$1.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' | grep -a '[A-Za-z]' | tail -n 1 | cut -c1-160
+}
 
 stop_lanes() {
     local i
