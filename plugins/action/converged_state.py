@@ -29,7 +29,7 @@ _CACHE = {}
 
 
 def role_options(collection=COLLECTION, roles=INPUT_ROLES):
-    """(option names, names marked no_log) declared by the roles' argument specs."""
+    """Names of the options the roles' argument specs declare, without the no_log ones and NOT_STATE."""
     names, secret = set(), set()
     for role in roles:
         path = os.path.join(collection, "roles", role, "meta", "argument_specs.yml")
@@ -40,7 +40,7 @@ def role_options(collection=COLLECTION, roles=INPUT_ROLES):
                 names.add(name)
                 if option.get("no_log"):
                     secret.add(name)
-    return sorted(names - secret - NOT_STATE), sorted(secret)
+    return sorted(names - secret - NOT_STATE)
 
 
 def collection_digest(collection=COLLECTION):
@@ -65,9 +65,8 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
     def _inputs(self, task_vars):
-        names, _secret = role_options()
         values = {}
-        for name in names:
+        for name in role_options():
             if name not in task_vars:
                 values[name] = {"undefined": True}
                 continue

@@ -41,14 +41,6 @@ def digest(data):
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
-def file_sha256(full):
-    sha = hashlib.sha256()
-    with open(full, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
 def _entry(full, st):
     kind = "link" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "file"
     entry = {"type": kind, "mode": "%04o" % stat.S_IMODE(st.st_mode), "owner": "%d:%d" % (st.st_uid, st.st_gid)}
@@ -56,7 +48,7 @@ def _entry(full, st):
         entry["target"] = os.readlink(full)
     elif kind == "file":
         entry["size"] = st.st_size
-        entry["sha256"] = file_sha256(full)
+        entry["sha256"] = _host.file_sha256(full)
     return entry
 
 
@@ -105,7 +97,7 @@ def kernel_fingerprint(root, release, modules, family):
         "modules": {},
     }
     if os.path.isfile(dep):
-        entry["modules_dep"] = file_sha256(dep)
+        entry["modules_dep"] = _host.file_sha256(dep)
     for name in modules:
         found = _host.find_module_file(root, release, name)
         entry["modules"][name] = {"path": found, "file": path_fingerprint(root, found) if found else "absent"}

@@ -8,6 +8,7 @@ and never runs a command or writes: the modules run commands, this only reads.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -28,6 +29,15 @@ def read_text(root, path, limit=None):
     except OSError:
         return None
     return data.decode("utf-8", "replace")
+
+
+def file_sha256(full):
+    """sha256 of a file, read in 1 MiB chunks (the path as given: callers add their root)."""
+    digest = hashlib.sha256()
+    with open(full, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def exists(root, path):

@@ -125,7 +125,6 @@ dest:
   type: str
 """
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -134,15 +133,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six.moves.urllib.parse import quote, urlencode
 from ansible.module_utils.urls import fetch_url
 
-from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _console
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from ansible_collections.hypermotion.linux_agent.plugins.module_utils import _console, _host
 
 
 def main():
@@ -187,7 +178,7 @@ def main():
         module.fail_json(msg="The console CA bundle %s does not exist on the host; copy it there first or "
                              "point ca_path at the right file." % params["ca_path"], **result)
 
-    if expected and os.path.isfile(dest) and sha256_of(dest) == expected:
+    if expected and os.path.isfile(dest) and _host.file_sha256(dest) == expected:
         result["sha256"] = expected
         result["changed"] = module.set_fs_attributes_if_different(
             module.load_file_common_arguments(dict(path=dest, mode=params["mode"])), False)
@@ -218,7 +209,7 @@ def main():
     try:
         with os.fdopen(handle, "wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)
-        got = sha256_of(tmp)
+        got = _host.file_sha256(tmp)
         if expected and got != expected:
             module.fail_json(
                 msg="Checksum mismatch for %s: the console sent sha256 %s, expected %s. The file was not "
@@ -226,7 +217,7 @@ def main():
                         params["artifact"], got, expected),
                 **result
             )
-        if os.path.isfile(dest) and sha256_of(dest) == got:
+        if os.path.isfile(dest) and _host.file_sha256(dest) == got:
             os.unlink(tmp)
         else:
             module.atomic_move(tmp, dest)
