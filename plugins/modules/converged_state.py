@@ -146,7 +146,9 @@ def _packages(module):
         return None
     rc, out, err = module.run_command([path, "-W", "-f=" + _converged.DPKG_QUERY_FORMAT])
     if rc != 0:
-        module.fail_json(msg="dpkg-query failed (rc %d): %s" % (rc, err.strip()))
+        module.fail_json(msg="Cannot read the package database: dpkg-query failed (rc %d): %s. Nothing was changed. "
+                             "Repair dpkg on this host (`dpkg --audit` names the problem), then re-run."
+                             % (rc, err.strip()))
     return _converged.parse_dpkg_query(out)
 
 
@@ -206,16 +208,19 @@ def read_host(module):
 
 def _write_stamp(module, path, document):
     directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".converged-")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".converged-")
         with os.fdopen(fd, "w") as handle:
             json.dump(document, handle, sort_keys=True, indent=1)
         os.chmod(tmp, 0o600)
         os.rename(tmp, path)
     except OSError as exc:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
-        module.fail_json(msg="Could not write the stamp %s: %s" % (path, exc))
+        module.fail_json(msg="Could not write the record of this install to %s: %s. The install itself completed; "
+                             "make %s writable (or free space) and re-run: the next run takes the full path "
+                             "and records again." % (path, exc, directory))
 
 
 def main():

@@ -120,3 +120,30 @@ def test_container_does_not_fingerprint_the_outer_kernels_modules(run_module, ho
     call(run_module, state="record")
     write(root, "/proc/modules", "")
     assert call(run_module)["converged"] is True
+
+
+def test_unreadable_package_database_fails_before_anything_is_written(run_module, host, monkeypatch):
+    root, _outputs = host
+
+    def run_command(self, argv, **kwargs):
+        return 2, "", "dpkg-query: error: parsing file '/var/lib/dpkg/status' near line 7"
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    failed, result = run_module(converged_state, {"state": "record", "stamp": STAMP, "inputs_sha256": "i1"})
+    assert failed
+    assert "dpkg-query failed (rc 2)" in result["msg"] and "/var/lib/dpkg/status" in result["msg"]
+    assert "dpkg --audit" in result["msg"]
+    assert not (root / STAMP.lstrip("/")).exists()
+
+
+def test_unwritable_record_fails_naming_the_path_and_leaves_no_partial_file(run_module, host):
+    root, _outputs = host
+    # A regular file where the state directory should be: no write can succeed, even as root.
+    write(root, "/var/lib/hypermotion-linux-agent-blocked", "")
+    stamp = "/var/lib/hypermotion-linux-agent-blocked/converged.json"
+    failed, result = run_module(converged_state, {"state": "record", "stamp": stamp, "inputs_sha256": "i1"})
+    assert failed
+    assert "Could not write the record of this install to %s" % (root / stamp.lstrip("/")) in result["msg"]
+    assert "re-run" in result["msg"]
+    assert sorted(p.name for p in (root / "var/lib").iterdir()) == [
+        "hypermotion-linux-agent", "hypermotion-linux-agent-blocked"]
