@@ -10,13 +10,16 @@
 # seconds (default 120) one line per lane says how long it has run and the last line it printed, so a CI
 # log shows progress without interleaving two verbose outputs. When a lane fails, the others are stopped
 # (their whole process group, so molecule's and qemu's children go too; their own clean-up traps run on
-# SIGTERM) and the failed lane's last lines are printed. On Ctrl-C or SIGTERM every lane is stopped.
+# SIGTERM; LANES_FAIL_FAST=0 lets them finish) and the failed lane's last lines are printed. On Ctrl-C or
+# SIGTERM every lane is stopped.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
 LOGS=${LANES_LOG_DIR:-build/lanes}
 HEARTBEAT=${HEARTBEAT:-120}
 TAIL_LINES=${TAIL_LINES:-150}
+# LANES_FAIL_FAST=0 lets the other lanes finish after a failure (to learn their result in one run).
+FAIL_FAST=${LANES_FAIL_FAST:-1}
 mkdir -p "$LOGS"
 
 declare -a NAMES=() PIDS=()
@@ -78,7 +81,7 @@ while :; do
             failed=$name
         fi
     done
-    if [ -n "$failed" ] && [ "$running" -gt 0 ]; then
+    if [ -n "$failed" ] && [ "$running" -gt 0 ] && [ "$FAIL_FAST" = 1 ]; then
         echo "lanes: $failed failed, stopping the other lanes"
         stop_lanes
         for i in "${!PIDS[@]}"; do
