@@ -370,6 +370,43 @@ def test_drift_is_repaired_by_the_full_path(converged):
     assert again.rc == 0 and fast_path_taken(again), again.tail()
 
 
+def test_cleaned_package_lists_are_refreshed_not_refused(converged):
+    """No package lists (as cloud and container images ship) and a headers package to install: the run
+    refreshes the lists once, finds the headers and converges instead of refusing them as unavailable.
+
+    No temporary source here: adding one refreshes the lists and would hide exactly this path.
+    """
+    host = converged
+    headers = "linux-headers-" + host.built
+    # Named: in a container the target kernels are those with headers (kernel_facts), so without the
+    # list the kernel whose headers are removed would drop out of the plan instead of needing them.
+    kernels = {"dattobd_target_kernels": [host.built, host.deferred]}
+    host.sh("DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq %s >/dev/null"
+            " && find /var/lib/apt/lists -maxdepth 1 -type f -delete" % headers)
+    # What the role's own availability check sees before its refresh.
+    assert host.sh("apt-get install -s -qq " + headers, check=False).returncode != 0, \
+        "the lists were not cleaned: apt still offers " + headers
+    run = converge(host, dict(kernels, repo_sources=[]))
+    refresh = [part for part in run.output.split("TASK [") if re.match(r"[^]]*: Refresh the package lists\]", part)]
+    assert refresh and "changed: [" in refresh[0], "the lists were not refreshed after the miss:\n" + run.tail()
+    assert host.sh("dpkg-query -W -f='${db:Status-Abbrev}' %s" % headers).stdout.strip() == "ii"
+
+
+def test_deferred_kernels_alone_build_nothing_now(converged):
+    """Only a kernel without a real System.map to serve (as when the running kernel has a prebuilt module and
+    the next one is new): the run keeps dattobd registered and the boot-time build in place, and builds for
+    no kernel now (it once fell back to dkms_module's default, the running kernel, and failed on its headers).
+    """
+    host = converged
+    dkms_before = host.sh("dkms status dattobd").stdout
+    run = install(host, {"dattobd_target_kernels": [host.deferred]})
+    assert run.rc == 0, "deferred kernels alone did not converge:\n" + run.tail()
+    assert "Kernel headers are missing" not in run.output, run.tail()
+    assert host.sh("dkms status dattobd").stdout == dkms_before, "the DKMS state changed"
+    assert host.sh("systemctl is-enabled hypermotion-dattobd-build.service").stdout.strip() == "enabled"
+    converge(host)
+
+
 def test_failed_upgrade_keeps_installed_version(converged):
     """Version B does not compile: A stays installed (DKMS, the .ko, the initramfs), B leaves nothing."""
     host = converged
