@@ -49,8 +49,8 @@ test-containers: venv collection  ## Fast checks, real-DKMS integration, molecul
 
 # What CI runs. The podman lane and the qemu lane each keep about one core busy: side by side they take
 # about as long as the longer one (the VM lane); one after the other they would not fit CI's 90 minutes.
-# The containers lane runs at a lower priority: it finishes earlier, and the VM lane is the longer one
-# whenever both want the same core. A failure in either stops both (LANES_FAIL_FAST=0: let the other finish).
+# The containers lane runs at nice 5: it has minutes to spare and the VM lane has not, so the VM gets the
+# core when both want it. A failure in either stops both (LANES_FAIL_FAST=0: let the other finish).
 test: venv collection  ## What CI runs: the containers lane and the real-kernel VM lane side by side
 	tests/run-lanes.sh 'containers=nice -n 5 $(MAKE) test-containers' \
 		'vm=$(MAKE) test-vm HM_ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home-vm'
