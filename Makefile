@@ -50,10 +50,10 @@ test-containers: venv collection  ## Fast checks, real-DKMS integration, molecul
 test: test-containers  ## What CI runs: fast checks, real-DKMS integration, molecule scenarios, fault suite
 
 # The podman lane and the qemu lane each keep about one core busy: side by side they take about as long as
-# the longer one; one after the other they would not fit CI's 90 minutes. Not what CI runs: both lanes
-# measured 85+ min from a fresh clone with a cold cache (README, Testing), too close to CI's 90. The
-# containers lane runs at nice 5: the VM gets the core when both want it. A failure in either stops both
-# (LANES_FAIL_FAST=0: let the other finish).
+# the longer one; one after the other they would not fit CI's 90 minutes. Not what CI runs: .ci/run with
+# both lanes took 88 min from a fresh clone with a cold cache (README, Testing), too close to CI's 90. The
+# containers lane runs at nice 5 so the VM gets the core when both want it (that day it still ended 5 min
+# before the VM lane). A failure in either stops both (LANES_FAIL_FAST=0: let the other finish).
 test-all: venv collection  ## make test and the real-kernel VM lane side by side (tests/run-lanes.sh)
 	tests/run-lanes.sh 'containers=nice -n 5 $(MAKE) test-containers' \
 		'vm=$(MAKE) test-vm HM_ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home-vm'
