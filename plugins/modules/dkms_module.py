@@ -48,6 +48,8 @@ options:
       - Kernel releases to act on.
       - V(all) stands for every installed kernel that has headers (C(/lib/modules/K/build/include)).
       - Defaults to the running kernel, and to every kernel (the whole registration) with O(state=absent).
+      - An empty list acts on no kernel (V(present) still registers the source), so a caller whose own list
+        came out empty never falls back to the running kernel.
     type: list
     elements: str
   state:
@@ -226,7 +228,8 @@ class DkmsRunner:
 
 
 def resolve_kernels(module, requested, wanted):
-    if not requested:
+    # Only an omitted option takes the default: an empty list from a caller's plan means "no kernel".
+    if requested is None:
         if wanted == "absent":
             return None
         return [platform.release()]

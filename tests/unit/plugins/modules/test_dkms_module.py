@@ -133,6 +133,18 @@ def test_install_then_second_run_unchanged(run_module, dkms, source):
     assert again["kernels"][K2]["after"] == "installed"
 
 
+@pytest.mark.parametrize("state", ["installed", "absent"])
+def test_empty_kernel_list_acts_on_no_kernel(run_module, dkms, source, state):
+    """An explicit [] (a caller's plan with nothing to build) is not the running kernel's default."""
+    dkms.register({K1: "installed"})
+    failed, result = run_module(dkms_module, args(source, kernels=[], state=state))
+    assert not failed, result
+    assert result["changed"] is False
+    assert result["kernels"] == {}
+    assert verbs(dkms.calls) == []
+    assert dkms.states == {K1: "installed"}
+
+
 def test_check_mode_runs_nothing_and_predicts(run_module, dkms, source):
     failed, result = run_module(dkms_module, args(source), check_mode=True, diff=True)
     assert not failed
