@@ -60,6 +60,21 @@ def test_module_in_initramfs(host, installed):
     assert host.file("/etc/initramfs-tools/hooks/hypermotion-linux-agent").mode == 0o755
 
 
+def test_dbdctl_starts_with_its_library(host, installed):
+    # dbdctl links libdattobd.so.1 (upstream's `make application`; issue 18: copying only app/dbdctl left a tool
+    # that does not start). The library, named by its soname, and the linker-name symlink, on ld.so's path.
+    library = host.file("/usr/local/lib/libdattobd.so.1")
+    assert library.is_file and not library.is_symlink
+    assert (library.mode, library.user, library.group) == (0o644, "root", "root")
+    assert host.file("/usr/local/lib/libdattobd.so").linked_to == "/usr/local/lib/libdattobd.so.1"
+    assert "=> /usr/local/lib/libdattobd.so.1" in host.check_output("ldconfig -p")
+    ldd = host.run("ldd /usr/local/bin/dbdctl")
+    assert ldd.rc == 0 and "not found" not in ldd.stdout + ldd.stderr, ldd.stdout + ldd.stderr
+    assert "libdattobd.so.1 => /usr/local/lib/libdattobd.so.1" in ldd.stdout, ldd.stdout
+    result = host.run("/usr/local/bin/dbdctl --help")
+    assert result.rc == 0 and "usage: dbdctl" in result.stdout, result.stdout + result.stderr
+
+
 def test_boot_configuration(host, installed):
     assert host.file("/etc/modules-load.d/dattobd.conf").content_string.strip().endswith("dattobd")
     assert host.file("/usr/local/bin/dbdctl").mode == 0o755
@@ -97,11 +112,14 @@ def test_temporary_sources_removed(host, installed):
 def test_uninstall_leaves_no_trace(host, uninstalled):
     assert "dattobd" not in host.check_output("dkms status")
     for path in ("/usr/src/dattobd-0.12.1", "/var/lib/dkms/dattobd", "/etc/modules-load.d/dattobd.conf",
-                 "/usr/local/bin/dbdctl", "/usr/local/sbin/hypermotion-dattobd-build",
+                 "/usr/local/bin/dbdctl", "/usr/local/lib/libdattobd.so.1", "/usr/local/lib/libdattobd.so",
+                 "/usr/local/sbin/hypermotion-dattobd-build",
                  "/etc/systemd/system/hypermotion-dattobd-build.service", "/opt/hypermotion-monitor",
                  "/etc/systemd/system/hypermotion-monitor.service", "/var/lib/hypermotion-linux-agent",
                  "/etc/initramfs-tools/hooks/hypermotion-linux-agent"):
         assert not host.file(path).exists, path
+    # ... and the loader's cache forgot the library (uninstall ran ldconfig).
+    assert "libdattobd" not in host.check_output("ldconfig -p")
     assert not host.package("egisplus-agent").is_installed
     built, deferred = kernels(host)
     for kernel in (built, deferred):

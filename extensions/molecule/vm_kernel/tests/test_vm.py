@@ -39,6 +39,16 @@ def test_module_loaded_and_answering(host, installed):
     assert host.run("/usr/local/bin/dbdctl info").rc == 0
 
 
+def test_dbdctl_starts_with_its_library(host, installed):
+    # dbdctl links libdattobd.so.1 (issue 18): installed on ld.so's path, the tool starts and finds it.
+    ldd = host.run("ldd /usr/local/bin/dbdctl")
+    assert ldd.rc == 0 and "not found" not in ldd.stdout + ldd.stderr, ldd.stdout + ldd.stderr
+    assert "libdattobd.so.1 => /usr/local/lib/libdattobd.so.1" in ldd.stdout, ldd.stdout
+    assert host.file("/usr/local/lib/libdattobd.so").linked_to == "/usr/local/lib/libdattobd.so.1"
+    result = host.run("/usr/local/bin/dbdctl --help")
+    assert result.rc == 0, result.stdout + result.stderr
+
+
 def test_every_kernel_that_ran_has_its_module(host, installed):
     running = host.check_output("uname -r")
     assert running.startswith("6.12."), running
@@ -62,7 +72,9 @@ def test_uninstall_leaves_no_module_and_no_boot_hooks(host, uninstalled):
     for kernel in host.check_output("ls /lib/modules").split():
         assert host.run("modinfo -k %s -n dattobd" % kernel).rc != 0, kernel
     for path in ("/etc/modules-load.d/dattobd.conf", "/etc/systemd/system/hypermotion-dattobd-build.service",
-                 "/etc/initramfs-tools/hooks/hypermotion-linux-agent", "/usr/src/dattobd-0.12.1"):
+                 "/etc/initramfs-tools/hooks/hypermotion-linux-agent", "/usr/src/dattobd-0.12.1",
+                 "/usr/local/bin/dbdctl", "/usr/local/lib/libdattobd.so.1", "/usr/local/lib/libdattobd.so"):
         assert not host.file(path).exists, path
+    assert "libdattobd" not in host.check_output("ldconfig -p")
     running = host.check_output("uname -r")
     assert "dattobd.ko" not in host.check_output("lsinitramfs /boot/initrd.img-%s" % running)

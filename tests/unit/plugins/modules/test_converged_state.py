@@ -7,12 +7,14 @@ import pathlib
 import stat
 
 import pytest
+import yaml
 from ansible.module_utils import basic
 
 from ansible_collections.hypermotion.linux_agent.plugins.modules import converged_state
 
 KERNEL = "6.1.0-41-amd64"
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "converged"
+ROLES = pathlib.Path(__file__).resolve().parents[4] / "roles"
 STAMP = "/var/lib/hypermotion-linux-agent/converged.json"
 
 
@@ -147,3 +149,48 @@ def test_unwritable_record_fails_naming_the_path_and_leaves_no_partial_file(run_
     assert "re-run" in result["msg"]
     assert sorted(p.name for p in (root / "var/lib").iterdir()) == [
         "hypermotion-linux-agent", "hypermotion-linux-agent-blocked"]
+
+
+LIBRARY = "/usr/local/lib/libdattobd.so.1"
+LIBRARY_LINK = "/usr/local/lib/libdattobd.so"
+
+
+def test_the_managed_paths_cover_dbdctl_and_its_library():
+    """Issue 18: dbdctl does not start without libdattobd.so.1, so the fast path reads the library and its link."""
+    managed = yaml.safe_load((ROLES / "linux_agent" / "vars" / "main.yml").read_text())["__linux_agent_managed_paths"]
+    dattobd = yaml.safe_load((ROLES / "dattobd" / "vars" / "main.yml").read_text())
+    assert dattobd["__dattobd_dbdctl"] in managed
+    for name in ("__dattobd_lib", "__dattobd_lib_link"):
+        assert "%s/%s" % (dattobd["__dattobd_libdir"], dattobd[name]) in managed, name
+    assert {LIBRARY, LIBRARY_LINK} <= set(managed)
+
+
+@pytest.mark.parametrize(("drift", "reason"), [
+    pytest.param(lambda root: (root / LIBRARY.lstrip("/")).unlink(), LIBRARY, id="library-removed"),
+    # Same size: only the content tells.
+    pytest.param(lambda root: write(root, LIBRARY, "ELF-B"), LIBRARY, id="library-replaced"),
+    pytest.param(lambda root: (root / LIBRARY.lstrip("/")).chmod(0o600), LIBRARY, id="library-mode"),
+    pytest.param(lambda root: ((root / LIBRARY_LINK.lstrip("/")).unlink(),
+                               (root / LIBRARY_LINK.lstrip("/")).symlink_to("libdattobd.so.2")),
+                 LIBRARY_LINK, id="link-retargeted"),
+])
+def test_dbdctl_library_drift_is_named(run_module, host, drift, reason):
+    root, _outputs = host
+    library = write(root, LIBRARY, "ELF-A")
+    library.chmod(0o644)
+    (root / LIBRARY_LINK.lstrip("/")).symlink_to("libdattobd.so.1")
+    write(root, "/usr/local/bin/dbdctl", "dbdctl")
+
+    def check(**kwargs):
+        failed, result = run_module(converged_state, {
+            "stamp": STAMP, "inputs_sha256": "i1", "paths": ["/usr/local/bin/dbdctl", LIBRARY, LIBRARY_LINK],
+            **kwargs})
+        assert not failed, result
+        return result
+
+    check(state="record")
+    assert check()["converged"] is True
+    drift(root)
+    result = check()
+    assert result["converged"] is False
+    assert result["reasons"] == ["changed since the last verified install: %s" % reason], result["reasons"]
