@@ -28,6 +28,7 @@ for k in /lib/modules/*; do
 done
 [ -f /etc/modules-load.d/dattobd.conf ] || fail "modules-load.d entry missing"
 [ -x /usr/local/bin/dbdctl ] || fail "dbdctl missing"
+/usr/local/bin/dbdctl --help >/dev/null 2>&1 || fail "dbdctl does not start (libdattobd.so.1)"
 systemctl is-enabled --quiet hypermotion-dattobd-build.service || fail "boot-time build unit not enabled ($deferred)"
 [ -x /etc/initramfs-tools/hooks/hypermotion-linux-agent ] || fail "initramfs hook missing"
 dpkg-query -W -f='${db:Status-Abbrev}' egisplus-agent 2>/dev/null | grep -q '^ii' || fail "agent package not installed"

@@ -92,6 +92,9 @@ depmod -a "$built"
 
 step dbdctl
 make -s -C "$work/dattobd" application
+install -m 0644 "$work/dattobd/lib/libdattobd.so.1" /usr/local/lib/libdattobd.so.1
+ln -sfn libdattobd.so.1 /usr/local/lib/libdattobd.so
+ldconfig
 install -m 0755 "$work/dattobd/app/dbdctl" /usr/local/bin/dbdctl
 echo dattobd >/etc/modules-load.d/dattobd.conf
 
