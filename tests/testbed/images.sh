@@ -10,6 +10,9 @@
 #   tests/testbed/images.sh prune                        -> removes the cache's images
 # stdout carries only the image name; progress and errors go to stderr, so
 #   img="$(tests/testbed/images.sh ensure-dkms bookworm)"   is the intended use.
+# The long steps (debootstrap, the DKMS image's apt run, a wait for another images.sh's lock) print a
+# progress line with their last log line every 25 s (tests/testbed/lib/progress.sh); their full logs are
+# shown when they fail.
 #
 # Measured build times (this machine: Debian 12, 2 cores, shared with other jobs, load 4-9;
 # deb.debian.org; the spread is the machine's load). Cache hit (image present and current):
@@ -50,6 +53,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 PROG="images.sh"
+# shellcheck source=tests/testbed/lib/progress.sh
+. "$HERE/lib/progress.sh"
 
 BASE_REPO="localhost/hm-debian"
 DKMS_REPO="localhost/hm-debian-dkms"
@@ -109,7 +114,7 @@ need_root_and_tools() {
         command -v "$t" >/dev/null 2>&1 || missing+=("$t")
     done
     [ "${#missing[@]}" -eq 0 ] ||
-        die "missing tools: ${missing[*]} (apt-get install podman runc slirp4netns fuse-overlayfs catatonit debootstrap)"
+        die "missing tools: ${missing[*]} (tests/testbed/host-packages.sh ensure deploy installs them)"
 }
 
 # sha256 of this script's code, ignoring comment-only and blank lines. "base" leaves out the
@@ -207,9 +212,9 @@ build_base() { # suite image hash
     root="$WORK/rootfs"
 
     log "debootstrap $suite (minbase + $BASE_PACKAGES) from $MIRROR ..."
-    if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" \
-        --cache-dir="$HM_CACHE/debootstrap/$suite" \
-        "$suite" "$root" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
+    if ! hm_progress "$PROG" "debootstrapping $suite" "$WORK/debootstrap.log" \
+        debootstrap --variant=minbase --include="$BASE_PACKAGES" \
+        --cache-dir="$HM_CACHE/debootstrap/$suite" "$suite" "$root" "$MIRROR"; then
         tail -n 30 "$WORK/debootstrap.log" >&2
         [ -f "$root/debootstrap/debootstrap.log" ] && tail -n 30 "$root/debootstrap/debootstrap.log" >&2
         die "debootstrap $suite failed (log above)"
@@ -374,9 +379,13 @@ build_dkms() { # suite image hash base_image base_id
     log "building $image from $base (apt: dkms, build-essential, 2 kernels) ..."
     podman run -d --name "$c" --network host "$base" sleep infinity >/dev/null ||
         die "cannot start a build container from $base"
-    if ! podman exec "$c" bash -euo pipefail -c "$DKMS_SETUP" setup "$suite" "$INITRAMFS_MODULES"; then
-        die "setting up $image failed (output above)"
+    mkdir -p "$HM_CACHE/images"
+    if ! hm_progress "$PROG" "installing dkms and two kernels into $image" "$HM_CACHE/images/dkms-$suite.log" \
+        podman exec "$c" bash -euo pipefail -c "$DKMS_SETUP" setup "$suite" "$INITRAMFS_MODULES"; then
+        tail -n 40 "$HM_CACHE/images/dkms-$suite.log" >&2
+        die "setting up $image failed (log above, all of it in $HM_CACHE/images/dkms-$suite.log)"
     fi
+    grep -a '^kernels: ' "$HM_CACHE/images/dkms-$suite.log" | sed "s/^/$PROG: /" >&2 || true
     kernels="$(podman exec "$c" cat /etc/hm-testbed/kernels | paste -sd, -)"
     [ -n "$kernels" ] || die "no kernels recorded for $image"
     dkmsv="$(podman exec "$c" dkms --version 2>/dev/null | sed 's/^dkms[-: ]*//')"
@@ -407,7 +416,8 @@ lock() {
     exec 9>"$HM_CACHE/images/.lock"
     if ! flock -n 9; then
         log "waiting for another images.sh to finish (lock $HM_CACHE/images/.lock) ..."
-        flock -w 3600 9 || die "timed out waiting for the lock"
+        hm_progress "$PROG" "waiting for another images.sh (lock $HM_CACHE/images/.lock)" "" flock -w 3600 9 ||
+            die "timed out waiting for the lock"
     fi
 }
 

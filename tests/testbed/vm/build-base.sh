@@ -34,11 +34,13 @@ FORCE=0
 [[ ${1:-} == --force ]] && FORCE=1
 
 log() { printf '[build-base %s] %s\n' "$(date +%T)" "$*" >&2; }
+# shellcheck source=tests/testbed/lib/progress.sh
+. "$(dirname "$SCRIPT_PATH")/../lib/progress.sh"
 die() { log "ERROR: $*"; exit 1; }
 
 [[ $(id -u) == 0 ]] || die "must run as root (debootstrap)"
 for tool in debootstrap mkfs.ext4 qemu-system-x86_64 ssh-keygen python3 sha256sum flock; do
-    command -v "$tool" >/dev/null || die "missing tool: $tool (apt-get install debootstrap e2fsprogs qemu-system-x86 qemu-utils openssh-client)"
+    command -v "$tool" >/dev/null || die "missing tool: $tool (tests/testbed/host-packages.sh ensure test installs it)"
 done
 
 HASH=$(sha256sum "$SCRIPT_PATH" | cut -d' ' -f1)
@@ -47,7 +49,8 @@ mkdir -p "$VMDIR"
 is_current() { [[ -f $BASE && -f $STAMP && $(cat "$STAMP") == "$HASH" && -f $KEY ]]; }
 
 exec 9>"$VMDIR/.build-base.lock"
-flock 9        # a concurrent bake finishes first; then we see its result
+# A concurrent bake finishes first; then we see its result.
+flock -n 9 || hm_progress build-base.sh "waiting for another bake (lock $VMDIR/.build-base.lock)" "" flock 9
 if [[ $FORCE == 0 ]] && is_current; then
     log "base image is current: $BASE (stamp ${HASH:0:12})"
     exit 0
@@ -93,9 +96,9 @@ INCLUDE+=,ifupdown,isc-dhcp-client,iproute2,procps,e2fsprogs,zstd
 # are still installed in the guest by the collection (kernel_upgrade.yml, the unsafe order).
 INCLUDE+=,gcc,make,libc6-dev,dkms,linux-headers-amd64
 log "debootstrap bookworm (minbase + $INCLUDE)"
-debootstrap --variant=minbase --include="$INCLUDE" \
-    --cache-dir="$VMDIR/debootstrap-cache" \
-    bookworm "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+hm_progress build-base.sh "debootstrapping bookworm" "$WORK/debootstrap.log" \
+    debootstrap --variant=minbase --include="$INCLUDE" --cache-dir="$VMDIR/debootstrap-cache" \
+    bookworm "$ROOTFS" "$MIRROR" \
     || { tail -n 40 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
 phase debootstrap
 
@@ -153,8 +156,9 @@ cp -a "$ROOTFS/etc/initramfs-tools" "$ROOTFS/tmp/itc"
 sed -i 's/^MODULES=.*/MODULES=list/' "$ROOTFS/tmp/itc/initramfs.conf"
 printf '%s\n' virtio_pci virtio_blk virtio_scsi sd_mod ext4 crc32c_generic crc32c-intel \
     >>"$ROOTFS/tmp/itc/modules"
-chroot "$ROOTFS" mkinitramfs -d /tmp/itc -o "/boot/initrd.img-$KVER" "$KVER" \
-    >"$WORK/mkinitramfs.log" 2>&1 || { cat "$WORK/mkinitramfs.log" >&2; die "mkinitramfs failed"; }
+hm_progress build-base.sh "building the guest's initramfs" "$WORK/mkinitramfs.log" \
+    chroot "$ROOTFS" mkinitramfs -d /tmp/itc -o "/boot/initrd.img-$KVER" "$KVER" \
+    || { cat "$WORK/mkinitramfs.log" >&2; die "mkinitramfs failed"; }
 rm -rf "$ROOTFS/tmp/itc"
 echo 'MODULES=dep' >"$ROOTFS/etc/initramfs-tools/conf.d/hypermotion-testbed.conf"
 
@@ -253,7 +257,8 @@ phase mkfs
 
 # --- one boot: grub-install /dev/vda && update-grub, then power off ---------------------
 log "bake boot (TCG): grub-install + update-grub"
-timeout 600 qemu-system-x86_64 \
+# The guest's console goes to firstboot.log; its last line is what the progress line shows.
+hm_progress build-base.sh "in the bake boot (TCG)" "<$WORK/firstboot.log" timeout 600 qemu-system-x86_64 \
     -machine q35,accel=tcg -cpu max,-erms -smp 2 -m 2048 -nodefaults -display none -no-reboot \
     -drive file="$IMG",format=raw,if=virtio,cache=writeback \
     -device virtio-rng-pci \
