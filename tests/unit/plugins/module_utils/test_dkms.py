@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
 import pytest
 
@@ -344,3 +345,266 @@ def test_captured_exit_codes_match_the_table(release):
     assert "already added" in _dkms.explain_exit_code(3)
     assert int(captured(release, "broken-build-kB", "rc")) == 4
     assert "broken" in _dkms.explain_exit_code(4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names that become paths, and what may be deleted
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param("dattobd", id="dattobd"),
+    pytest.param("v4l2loopback", id="v4l2loopback"),
+    pytest.param("nvidia-current", id="dash inside"),
+    pytest.param("zfs", id="zfs"),
+    pytest.param("535.183.01", id="nvidia version"),
+    pytest.param("0.12.7", id="dotted version"),
+    pytest.param("2.2.0-rc1", id="rc version"),
+    pytest.param("1.0~beta1", id="tilde version"),
+    pytest.param("6.1.0-56-amd64", id="debian kernel"),
+    pytest.param("6.12.57+deb13-amd64", id="plus in kernel"),
+    pytest.param("5.14.0-427.el9.x86_64", id="rhel kernel"),
+    pytest.param("r8168_v1", id="underscore"),
+    pytest.param("a.b", id="single dot inside"),
+    pytest.param("kernel-6.1.0-56-amd64-x86_64", id="dkms kernel link name"),
+])
+def test_validate_component_accepts(value):
+    assert _dkms.validate_component("name", value) == value
+
+
+@pytest.mark.parametrize("value, message", [
+    pytest.param("", "must not be empty", id="empty"),
+    pytest.param(None, "must not be empty", id="none"),
+    pytest.param("../../../tmp/victim", "without '/'", id="traversal"),
+    pytest.param("..", "contain '..'", id="dotdot"),
+    pytest.param(".", "must not be '.'", id="dot"),
+    pytest.param("a..b", "contain '..'", id="dotdot inside"),
+    pytest.param("dattobd/0.12.1", "without '/'", id="module slash version"),
+    pytest.param("/tmp", "without '/'", id="absolute"),
+    pytest.param("dat tobd", "whitespace", id="space"),
+    pytest.param("dattobd\n", "whitespace", id="newline"),
+    pytest.param("dattobd\t", "whitespace", id="tab"),
+    pytest.param("dat\x00tobd", "control", id="nul"),
+    pytest.param("dat\x1btobd", "control", id="escape"),
+    pytest.param("-rf", "start with '-'", id="option-like"),
+    pytest.param("--all", "start with '-'", id="dkms option"),
+])
+def test_validate_component_refuses(value, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        _dkms.validate_component("version", value)
+    assert str(info.value).startswith("version")
+
+
+@pytest.mark.parametrize("resolved, ok", [
+    pytest.param("/var/lib/dkms/m/1", True, id="the tree"),
+    pytest.param("/var/lib/dkms/m/1/K/x86_64/module/m.ko", True, id="inside the tree"),
+    pytest.param("/usr/src/m-1", True, id="the source"),
+    pytest.param("/usr/src/m-1/dkms.conf", True, id="inside the source"),
+    pytest.param("/var/lib/dkms/m/10", False, id="a sibling with the same prefix"),
+    pytest.param("/usr/src/m-1.bak", False, id="a source with the same prefix"),
+    pytest.param("/var/lib/dkms/m", False, id="the parent"),
+    pytest.param("/tmp/victim/v", False, id="outside"),
+    pytest.param("/var/lib/dkms/m/1/../../../../tmp", False, id="dotdot after resolution"),
+    pytest.param("relative/path", False, id="relative"),
+])
+def test_check_removal(resolved, ok):
+    roots = _dkms.removal_roots("m", "1", "/var/lib/dkms", "/usr/src")
+    if ok:
+        assert _dkms.check_removal("P", resolved, roots) == resolved
+    else:
+        with pytest.raises(ValueError, match="refusing to delete P"):
+            _dkms.check_removal("P", resolved, roots)
+
+
+def test_removal_roots_follow_moved_bases_only():
+    assert _dkms.removal_roots("m", "1", "/srv/dkms", "/usr/src") == ("/srv/dkms/m/1", "/usr/src/m-1")
+    with pytest.raises(ValueError, match="name"):
+        _dkms.removal_roots("../x", "1", "/var/lib/dkms", "/usr/src")
+
+
+# ---------------------------------------------------------------------------------------------
+# Whether a run changed the host
+# ---------------------------------------------------------------------------------------------
+
+def _snap(registered=True, states=None, source="fp1", broken=False):
+    return _dkms.Snapshot(registered, broken, dict(states or {}), source)
+
+
+@pytest.mark.parametrize("before, after, completed, changed", [
+    pytest.param(_snap(False, {K1: "absent"}, None), _snap(False, {K1: "absent"}, None), [], False,
+                 id="failed add left nothing"),
+    pytest.param(_snap(False, {K1: "absent"}), _snap(False, {K1: "absent"}), [_dkms.Step("add", None, False)], False,
+                 id="registration rolled back"),
+    pytest.param(_snap(False, {K1: "absent"}, None), _snap(False, {K1: "absent"}, "fp2"), [], True,
+                 id="dkms add DIR copied the source before failing"),
+    pytest.param(_snap(False, {K1: "absent"}), _snap(True, {K1: "added"}), [_dkms.Step("add", None, False)], True,
+                 id="added"),
+    pytest.param(_snap(True, {K1: "added"}), _snap(True, {K1: "added"}), [], False,
+                 id="build refused with 77"),
+    pytest.param(_snap(True, {K1: "added"}), _snap(True, {K1: "installed"}),
+                 [_dkms.Step("build", K1, False), _dkms.Step("install", K1, True)], True, id="installed"),
+    pytest.param(_snap(True, {K1: "installed"}), _snap(True, {K1: "installed"}),
+                 [_dkms.Step("build", K1, True)], True, id="forced rebuild, same state, new files"),
+    pytest.param(_snap(True, {K1: "installed"}), _snap(True, {K1: "installed"}),
+                 [_dkms.Step("remove", K1, False), _dkms.Step("build", K1, False), _dkms.Step("install", K1, False)],
+                 True, id="remove then rebuild before DKMS 3.0.7"),
+    pytest.param(_snap(True, {K1: "installed"}), _snap(True, {K1: "added"}), [], True,
+                 id="failed forced build dropped the state"),
+    pytest.param(_snap(True, {K1: "added"}, broken=True), _snap(False, {K1: "absent"}, broken=False),
+                 [_dkms.Step("remove-stale", None, False)], True, id="stale tree cleared"),
+])
+def test_host_changed(before, after, completed, changed):
+    assert _dkms.host_changed(before, after, completed) is changed
+
+
+def test_changed_kernels_of_plan_leaves_excluded_kernels_out():
+    steps = _dkms.plan_steps("installed", False, {K1: ("excluded", (), None), K2: ("absent", (), None)})
+    assert [(s.action, s.kernel) for s in steps] == [("add", None), ("build", K2), ("install", K2)]
+    assert _dkms.changed_kernels_of_plan({K1: "absent", K2: "absent"}, steps) == {K2}
+    remove_all = [_dkms.Step("remove-all", None, False)]
+    assert _dkms.changed_kernels_of_plan({K1: "excluded", K2: "installed"}, remove_all) == {K2}
+
+
+@pytest.mark.parametrize("wanted, state, kwargs", [
+    pytest.param("installed", "excluded", {}, id="installed"),
+    pytest.param("built", "excluded", {}, id="built"),
+    pytest.param("installed", "excluded", {"force": True}, id="force builds nothing either"),
+    pytest.param("installed", "excluded", {"force": True, "dkms_version": (2, 8, 4)}, id="no remove on old DKMS"),
+])
+def test_plan_skips_excluded_kernels(wanted, state, kwargs):
+    assert _plan(wanted, True, _st((K1, state)), **kwargs) == []
+
+
+@pytest.mark.parametrize("states, exclusions, expected", [
+    pytest.param({K1: ("added", (), None)}, {K1: "why"}, "excluded", id="added and excluded"),
+    pytest.param({K1: ("absent", (), None)}, {K1: "why"}, "excluded", id="not yet registered"),
+    pytest.param({K1: ("added", (), None)}, {K1: None}, "added", id="not excluded"),
+    pytest.param({K1: ("installed", (), None)}, {K1: "why"}, "installed", id="built before the exclusion stays"),
+    pytest.param({K1: ("added", (), None)}, {}, "added", id="not evaluated"),
+])
+def test_mark_excluded(states, exclusions, expected):
+    assert _dkms.mark_excluded(states, exclusions)[K1][0] == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# BUILD_EXCLUSIVE rules of DKMS 3.0.10 and 3.2.x
+# ---------------------------------------------------------------------------------------------
+
+D12, D13 = (3, 0, 10), (3, 2, 2)
+CONFIG = "CONFIG_VIDEO_DEV=m\nCONFIG_X86=y\n# CONFIG_DEBUG_FOO is not set\nCONFIG_NUMBER=5\n"
+
+
+def _excl(dkms_version=D13, kernel=K1, arch="x86_64", config=CONFIG, **directives):
+    values = dict((name, "") for name in _dkms.EXCLUSIVE_DIRECTIVES)
+    values.update(directives)
+    return _dkms.build_exclusion(values, kernel, arch, "/lib/modules/K/build/.config", config, dkms_version)
+
+
+@pytest.mark.parametrize("dkms_version", [D12, D13], ids=["3.0.10", "3.2.2"])
+@pytest.mark.parametrize("directives, excluded", [
+    pytest.param({}, None, id="no directive"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "REQUIRES CONFIG_VIDEO_DEV"}, "does not match", id="v4l2loopback"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "^6\\.1\\."}, None, id="kernel regex matches"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "^2\\.6\\."}, "does not match", id="kernel regex misses"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "amd64"}, None, id="unanchored"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "^6\\.[0-9]+\\.0-(50|56)-"}, None, id="classes and groups"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "^[[:digit:]]{1,2}\\."}, None, id="posix class and interval"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "^[^6]"}, "does not match", id="negated bracket"),
+    pytest.param({"BUILD_EXCLUSIVE_ARCH": "x86_64|i.86"}, None, id="arch matches"),
+    pytest.param({"BUILD_EXCLUSIVE_ARCH": "aarch64"}, "BUILD_EXCLUSIVE_ARCH", id="arch misses"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "CONFIG_VIDEO_DEV CONFIG_X86"}, None, id="config set y and m"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "CONFIG_DEBUG_FOO"}, "is not set", id="config commented out"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "CONFIG_VIDEO"}, "is not set", id="config prefix is not the option"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "CONFIG_NUMBER"}, "is not set", id="config neither y nor m"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "!CONFIG_X86"}, "is set", id="negated config set"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "!CONFIG_DEBUG_FOO"}, None, id="negated config unset"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "CONFIG_*", "BUILD_EXCLUSIVE_ARCH": "aarch64"}, "ARCH",
+                 id="one directive excludes although another cannot be told"),
+])
+def test_build_exclusion(dkms_version, directives, excluded):
+    reason = _excl(dkms_version, **directives)
+    if excluded is None:
+        assert reason is None
+    else:
+        assert reason.startswith("excluded by BUILD_EXCLUSIVE in dkms.conf") and excluded in reason
+
+
+@pytest.mark.parametrize("directives, d12, d13", [
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL_MIN": "4.4"}, None, None, id="min below"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL_MIN": "6.2"}, None, "older", id="min above: 3.0.10 ignores it"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL_MIN": "6.1.0-56"}, None, None, id="min equal"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL_MAX": "6.0"}, None, "newer", id="max below"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL_MAX": "6.12"}, None, None, id="max above (6.12 > 6.1 numerically)"),
+    pytest.param({"OBSOLETE_BY": "5.15"}, None, "OBSOLETE_BY", id="obsolete_by is the max on 3.2"),
+    pytest.param({"OBSOLETE_BY": "5.15", "BUILD_EXCLUSIVE_KERNEL_MAX": "7.0"}, None, None,
+                 id="an explicit max wins over obsolete_by"),
+])
+def test_build_exclusion_kernel_range(directives, d12, d13):
+    for version, expected in ((D12, d12), (D13, d13)):
+        reason = _excl(version, kernel="6.1.0-56-amd64", **directives)
+        assert (reason is None) if expected is None else (expected in reason), (version, reason)
+
+
+def test_build_exclusion_without_a_kernel_config_skips_the_config_check():
+    assert _excl(BUILD_EXCLUSIVE_CONFIG="CONFIG_MISSING", config=None) is None
+
+
+@pytest.mark.parametrize("directives", [
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "\\d+"}, id="GNU escape"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "^\\<6"}, id="word boundary"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "[[=a=]]"}, id="equivalence class"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "^6{"}, id="brace that is not an interval"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "*6"}, id="leading star"),
+    pytest.param({"BUILD_EXCLUSIVE_KERNEL": "[6"}, id="unterminated bracket"),
+    pytest.param({"BUILD_EXCLUSIVE_ARCH": "x86_64\u00e9"}, id="non-ASCII"),
+    pytest.param({"BUILD_EXCLUSIVE_CONFIG": "CONFIG_V*"}, id="glob in config"),
+])
+def test_build_exclusion_that_cannot_be_told_is_left_to_dkms(directives):
+    with pytest.raises(ValueError):
+        _excl(**directives)
+
+
+@pytest.mark.parametrize("version, rules", [
+    pytest.param((3, 0, 10), "3.0.10", id="Debian 12"),
+    pytest.param((3, 2, 2), "3.2", id="Debian 13"),
+    pytest.param((3, 2, 0), "3.2", id="3.2.0"),
+])
+def test_exclusion_rules(version, rules):
+    assert _dkms.exclusion_rules(version) == rules
+
+
+@pytest.mark.parametrize("version", [(2, 8, 4), (3, 0, 11), (3, 1, 8), (3, 3, 0)])
+def test_exclusion_rules_unknown(version):
+    with pytest.raises(ValueError, match="not known"):
+        _dkms.exclusion_rules(version)
+
+
+def test_probe_args_and_config_candidates_follow_each_release():
+    d12 = _dkms.exclusive_probe_args("/c", "m", "1", "K", "x86_64", D12, "/lib/modules/K/build/.config")
+    d13 = _dkms.exclusive_probe_args("/c", "m", "1", "K", "x86_64", D13, "/cfg")
+    assert d12[:7] == ["K", "x86_64", "m", "1", "/lib/modules/K/build", "/lib/modules/K/build/.config", ""]
+    assert d12[8:] == ["/c", "/etc/dkms/m.conf", "/etc/dkms/m-1.conf", "/etc/dkms/m-1-K.conf",
+                       "/etc/dkms/m-1-K-x86_64.conf"]
+    assert d13[6] == "1" and "BUILD_EXCLUSIVE_KERNEL_MIN" in d13[7] and "BUILD_EXCLUSIVE_KERNEL_MIN" not in d12[7]
+    assert d13[-2:] == ["/etc/dkms/m--K.conf", "/etc/dkms/m--K-x86_64.conf"]
+    assert _dkms.kernel_config_candidates("K", D12) == ["/lib/modules/K/build/.config"]
+    assert _dkms.kernel_config_candidates("K", D13) == ["/lib/modules/K/build/include/config/auto.conf",
+                                                        "/lib/modules/K/build/.config"]
+
+
+def test_parse_exclusive_probe():
+    values = _dkms.parse_exclusive_probe("BUILD_EXCLUSIVE_KERNEL=REQUIRES CONFIG_VIDEO_DEV\0OBSOLETE_BY=\0junk\0")
+    assert values["BUILD_EXCLUSIVE_KERNEL"] == "REQUIRES CONFIG_VIDEO_DEV"
+    assert values["BUILD_EXCLUSIVE_ARCH"] == "" and set(values) == set(_dkms.EXCLUSIVE_DIRECTIVES)
+
+
+@pytest.mark.parametrize("release, padded", [
+    pytest.param("6.1.0-56-amd64", "006.001.000-056-amd064", id="debian"),
+    pytest.param("4.4", "004.004", id="bound"),
+    pytest.param("6.12.57+deb13-amd64", "006.012.057+deb013-amd064", id="plus"),
+    pytest.param("2.6.9-1cvs200409091247", "002.006.009-001cvs200409091247", id="DKMS's own example"),
+    pytest.param("10.0.1-rc1", "010.000.001-rc001", id="two digits"),
+])
+def test_dkms_ver_matches_dkms(release, padded):
+    # Values produced by DKMS 3.2.2's VER() (its sed script) for the same input.
+    assert _dkms.dkms_ver(release) == padded
