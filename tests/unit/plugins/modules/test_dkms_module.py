@@ -28,6 +28,7 @@ class ScriptedDkms(object):
         self.states = {}
         self.calls = []
         self.build_rc = {}
+        self.add_rc = 0
         self.tree = None
         self.source = None
 
@@ -56,6 +57,8 @@ class ScriptedDkms(object):
         if verb == "status":
             return 0, self.status_text(), ""
         if verb == "add":
+            if self.add_rc:
+                return self.add_rc, "", "dkms.conf: Error! No 'DEST_MODULE_LOCATION' directive specified.\n"
             self.register(self.states)
             return 0, "Creating symlink /var/lib/dkms/dattobd/0.12.1/source -> /usr/src/dattobd-0.12.1\n", ""
         kernel = argv[argv.index("-k") + 1] if "-k" in argv else None
@@ -158,8 +161,9 @@ def test_build_exclusive_is_skipped_not_failed(run_module, dkms, source):
     dkms.build_rc[K2] = 77
     failed, result = run_module(dkms_module, args(source))
     assert not failed, result
-    assert result["kernels"][K2]["skipped"].startswith("skipped")
-    assert result["kernels"][K2]["after"] == "added"
+    assert result["kernels"][K2]["skipped"].startswith("excluded by BUILD_EXCLUSIVE")
+    assert result["kernels"][K2]["after"] == "excluded"
+    assert result["changed_kernels"] == [K1]
     assert result["kernels"][K1]["after"] == "installed"
     assert ["install", "-m", "dattobd", "-v", "0.12.1", "-k", K2] not in [c[1:] for c in dkms.calls]
 
@@ -239,3 +243,94 @@ def test_bad_numbers_are_refused(run_module, dkms, source, bad, message):
     failed, result = run_module(dkms_module, args(source, **bad))
     assert failed
     assert message in result["msg"]
+
+
+@pytest.mark.parametrize("check_mode", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("option, value", [
+    pytest.param("name", "../../../tmp/victim", id="name"),
+    pytest.param("version", "../v", id="version"),
+    pytest.param("kernels", ["../../etc"], id="kernel"),
+    pytest.param("name", "-rf", id="option-like name"),
+    pytest.param("version", "0.12.1 x", id="blank in version"),
+])
+def test_names_that_leave_dkms_are_refused_before_anything(run_module, dkms, source, option, value, check_mode):
+    failed, result = run_module(dkms_module, args(source, state="absent", **{option: value}), check_mode=check_mode)
+    assert failed
+    assert result["msg"].startswith(option)
+    assert result["changed"] is False
+    assert dkms.calls == []
+
+
+def test_failed_add_that_changed_nothing_reports_no_change(run_module, dkms, source):
+    dkms.add_rc = 8
+    failed, result = run_module(dkms_module, args(source))
+    assert failed
+    assert "dkms add of dattobd/0.12.1 failed with exit code 8" in result["msg"]
+    assert result["changed"] is False
+    assert result["registered"] is False
+    assert verbs(dkms.calls) == ["add"]
+
+
+def test_excluded_kernel_is_not_built_and_a_rerun_changes_nothing(run_module, dkms, source, monkeypatch):
+    reason = 'excluded by BUILD_EXCLUSIVE in dkms.conf: BUILD_EXCLUSIVE_KERNEL="X" does not match %s' % K2
+    monkeypatch.setattr(dkms_module.DkmsRunner, "exclusions", lambda self, kernels, conf: {K1: None, K2: reason})
+    failed, result = run_module(dkms_module, args(source), diff=True)
+    assert not failed, result
+    assert verbs(dkms.calls) == ["add", "build", "install"]
+    assert result["kernels"][K2] == {"before": "absent", "after": "excluded", "actions": [], "skipped": reason}
+    assert result["changed_kernels"] == [K1]
+
+    dkms.calls.clear()
+    for check_mode in (True, False):
+        failed, again = run_module(dkms_module, args(source), check_mode=check_mode, diff=True)
+        assert not failed, again
+        assert again["changed"] is False
+        assert verbs(dkms.calls) == []
+        assert again["diff"] == {"before": {K1: "installed", K2: "excluded"}, "after": {K1: "installed", K2: "excluded"}}
+
+
+def test_dkms_exit_77_where_it_could_not_be_predicted_is_no_change(run_module, dkms, source):
+    dkms.register({K1: "installed"})
+    dkms.build_rc[K2] = 77
+    for _run in range(2):
+        dkms.calls.clear()
+        failed, result = run_module(dkms_module, args(source))
+        assert not failed, result
+        assert result["changed"] is False
+        assert result["kernels"][K2]["after"] == "excluded"
+        assert verbs(dkms.calls) == ["build"]
+
+
+@pytest.mark.parametrize("check_mode", [True, False], ids=["check", "run"])
+def test_stale_tree_behind_a_link_out_of_dkms_is_not_deleted(run_module, dkms, tmp_path, check_mode):
+    outside = tmp_path / "victim"
+    (outside / "0.12.1" / K1).mkdir(parents=True)
+    (outside / "0.12.1" / "precious").write_text("keep")
+    dkms.tree.mkdir(parents=True, exist_ok=True)
+    (dkms.tree / "dattobd").symlink_to(outside)
+    failed, result = run_module(dkms_module, dict(name="dattobd", version="0.12.1", state="absent"),
+                                check_mode=check_mode)
+    assert failed
+    assert "refusing to delete %s/dattobd/0.12.1" % dkms.tree in result["msg"]
+    assert "Nothing was deleted" in result["msg"]
+    assert (outside / "0.12.1" / "precious").read_text() == "keep"
+
+
+def test_stale_tree_whose_version_dir_is_a_link_is_not_followed(run_module, dkms, tmp_path):
+    outside = tmp_path / "victim"
+    outside.mkdir()
+    (outside / "precious").write_text("keep")
+    (dkms.tree / "dattobd").mkdir(parents=True)
+    (dkms.tree / "dattobd" / "0.12.1").symlink_to(outside)
+    failed, result = run_module(dkms_module, dict(name="dattobd", version="0.12.1", state="absent"))
+    assert failed
+    assert "is a symbolic link" in result["msg"]
+    assert (outside / "precious").read_text() == "keep"
+
+
+def test_stale_tree_inside_dkms_is_still_cleared(run_module, dkms, tmp_path):
+    (dkms.tree / "dattobd" / "0.12.1" / K1 / "x86_64").mkdir(parents=True)
+    failed, result = run_module(dkms_module, dict(name="dattobd", version="0.12.1", state="absent"))
+    assert not failed, result
+    assert result["changed"] is True
+    assert not (dkms.tree / "dattobd").exists()
