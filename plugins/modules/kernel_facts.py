@@ -37,6 +37,18 @@ options:
     type: list
     elements: str
     default: []
+  initramfs_modules:
+    description:
+      - Names of O(modules) that belong in the initramfs. For these, C(initramfs_current) is true only when the
+        image carries the installed module and is newer than it (or lacks a module that is not installed).
+      - For every other name C(initramfs_current) is computed from presence only - true unless the image carries
+        a copy of the module that is older than the installed one, or one that is no longer installed - so a
+        module that never goes into the initramfs (v4l2loopback, most DKMS drivers) is not a stale image.
+      - Defaults to the names of O(modules) that this collection puts into the initramfs itself, that is
+        V(dattobd), whose snapshot state must be reloaded before the root filesystem is mounted read-write;
+        so C(modules=[dattobd]) keeps its meaning.
+    type: list
+    elements: str
   disk_paths:
     description:
       - Paths whose free space to report in C(disk_free_mb) (the nearest existing parent is measured).
@@ -162,8 +174,10 @@ ansible_facts:
             modules:
               description:
                 - Per name in O(modules) C(built_versions), C(installed_path), C(installed), C(in_modules_dep),
-                  C(in_initramfs), C(loaded), and C(initramfs_current) - the image carries the installed module and
-                  is newer than it, or lacks a module that is not installed (null when the image was not read).
+                  C(in_initramfs), C(loaded), C(initramfs_required) (the name is in O(initramfs_modules)) and
+                  C(initramfs_current) (null when the image was not read). For a required module it says that the
+                  image carries the installed module and is newer than it, or lacks a module that is not installed;
+                  for any other module that the image carries no stale or removed copy of it.
               type: dict
         next_boot_kernel:
           description: The kernel that boots next, or null when no kernel is installed.
@@ -293,14 +307,22 @@ def _free_mb(path):
     return stats.f_bavail * stats.f_frsize // (1024 * 1024)
 
 
-def _initramfs_current(release, image, installed_path, in_initramfs):
-    """Whether the image matches the installed module: carries it (and is newer) or lacks a removed one."""
+# Modules this collection itself puts into the initramfs (roles/initramfs): the default of initramfs_modules.
+INITRAMFS_MODULES = ("dattobd",)
+
+
+def _initramfs_current(release, image, installed_path, in_initramfs, required=True):
+    """Whether the image matches the installed module.
+
+    Required in the initramfs: the image carries it (and is newer) or lacks a removed one. Not required:
+    the image carries no copy of it, or a copy at least as new as the installed module.
+    """
     if in_initramfs is None:
         return None
     if installed_path is None:
         return not in_initramfs
     if not in_initramfs:
-        return False
+        return not required
     module_mtime = os.stat(os.path.join(ROOT, installed_path.lstrip("/"))).st_mtime
     return module_mtime <= os.stat(os.path.join(ROOT, image.lstrip("/"))).st_mtime
 
@@ -308,6 +330,10 @@ def _initramfs_current(release, image, installed_path, in_initramfs):
 def gather(module):
     running = platform.release()
     modules = module.params["modules"]
+    if module.params["initramfs_modules"] is None:
+        required = set(name for name in modules if name in INITRAMFS_MODULES)
+    else:
+        required = set(module.params["initramfs_modules"])
     os_release = _kernel.parse_os_release(
         _host.read_text(ROOT, "/etc/os-release") or _host.read_text(ROOT, "/usr/lib/os-release") or ""
     )
@@ -359,7 +385,9 @@ def gather(module):
                 "installed": installed_path is not None,
                 "in_modules_dep": _host.in_modules_dep(ROOT, release, name),
                 "in_initramfs": in_initramfs,
-                "initramfs_current": _initramfs_current(release, initramfs, installed_path, in_initramfs),
+                "initramfs_required": name in required,
+                "initramfs_current": _initramfs_current(release, initramfs, installed_path, in_initramfs,
+                                                        required=name in required),
                 "loaded": bool(release == running and running_installed and blocked is None and name in loaded),
             }
         kernels[release] = info
@@ -406,6 +434,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             modules=dict(type="list", elements="str", default=[]),
+            initramfs_modules=dict(type="list", elements="str"),
             check_initramfs=dict(type="bool", default=True),
             disk_paths=dict(type="list", elements="path", default=[]),
             mok_certificate=dict(type="path"),

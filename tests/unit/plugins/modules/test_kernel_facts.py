@@ -93,6 +93,7 @@ def test_reports_kernels_headers_maps_and_module(run_module, host):
         "installed": True,
         "in_modules_dep": True,
         "in_initramfs": True,
+        "initramfs_required": True,
         "initramfs_current": False,
         "loaded": True,
     }
@@ -216,3 +217,38 @@ def test_initramfs_current_follows_mtimes(run_module, host):
     assert facts(run_module, modules=["dattobd"])["kernels"][OLD]["modules"]["dattobd"]["initramfs_current"] is True
     os.utime(module_file, (3000, 3000))
     assert facts(run_module, modules=["dattobd"])["kernels"][OLD]["modules"]["dattobd"]["initramfs_current"] is False
+
+
+@pytest.mark.parametrize("args, in_image, required, current", [
+    pytest.param({"modules": ["v4l2loopback"]}, False, False, True, id="generic module, not in the image"),
+    pytest.param({"modules": ["v4l2loopback"]}, True, False, False, id="generic module, older copy in the image"),
+    pytest.param({"modules": ["v4l2loopback"], "initramfs_modules": ["v4l2loopback"]}, False, True, False,
+                 id="declared an initramfs module"),
+    pytest.param({"modules": ["dattobd"], "initramfs_modules": []}, False, False, True,
+                 id="dattobd declared not to belong there"),
+])
+def test_initramfs_current_only_where_the_module_belongs(run_module, host, monkeypatch, args, in_image, required,
+                                                         current):
+    root, _calls = host
+    name = args["modules"][0]
+    module_file = write(root, "/lib/modules/%s/updates/dkms/%s.ko.xz" % (OLD, name), "ko")
+    os.utime(module_file, (3000, 3000))
+    os.utime(root / ("boot/initrd.img-%s" % OLD), (2000, 2000))
+    listing = "usr/lib/modules/%s/updates/dkms/%s.ko.xz\n" % (OLD, name) if in_image else "usr/bin/busybox\n"
+
+    def run_command(self, argv, **kwargs):
+        if argv[0].endswith("lsinitramfs"):
+            return 0, listing, ""
+        return 0, "dkms-3.0.10\n", ""
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    state = facts(run_module, **args)["kernels"][OLD]["modules"][name]
+    assert (state["in_initramfs"], state["initramfs_required"], state["initramfs_current"]) == (
+        in_image, required, current)
+
+
+def test_dattobd_keeps_its_meaning_by_default(run_module, host):
+    state = facts(run_module, modules=["dattobd", "v4l2loopback"])["kernels"][OLD]["modules"]
+    assert state["dattobd"]["initramfs_required"] is True
+    assert state["v4l2loopback"]["initramfs_required"] is False
+    assert state["v4l2loopback"]["initramfs_current"] is True
