@@ -18,12 +18,19 @@ HM_ANSIBLE_HOME ?= $(CURDIR)/$(BUILD)/ansible-home
 export ANSIBLE_HOME := $(HM_ANSIBLE_HOME)
 export ANSIBLE_LOCAL_TEMP := $(HM_ANSIBLE_HOME)/tmp
 
-.PHONY: help venv collection deploy test test-containers test-fast test-vm test-faults lint sanity unit integration molecule build-collection clean
+.PHONY: help venv collection deploy deploy-shell deploy-clean test test-containers test-fast test-vm test-faults lint sanity unit integration molecule build-collection clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.stamp: requirements.txt
+# The host's Debian packages, per profile (tests/testbed/host-packages.sh, the one list): one dpkg-query when
+# all are there; as root the missing ones are installed, otherwise the apt-get line to run is printed.
+HOST_PROFILES := venv fast deploy test
+.PHONY: $(addprefix host-,$(HOST_PROFILES))
+$(addprefix host-,$(HOST_PROFILES)):
+	@tests/testbed/host-packages.sh ensure $(@:host-%=%)
+
+$(BIN)/.stamp: requirements.txt | host-venv
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
@@ -36,12 +43,18 @@ collection:
 	@mkdir -p $(dir $(COLL_LINK))
 	@[ "$$(readlink $(COLL_LINK))" = "$(CURDIR)" ] || ln -sfn $(CURDIR) $(COLL_LINK)
 
-deploy: venv collection  ## Main job: create a disposable Debian target and console, run playbooks/install.yml
-	tests/testbed/deploy-demo.sh
+deploy: host-deploy venv collection  ## Main job: a Debian 12 target and a console (kept), playbooks/install.yml, device table
+	tests/testbed/deploy-demo.sh deploy
 
-test-fast: lint sanity unit  ## Quick checks for iteration: lint, ansible-test sanity, unit tests
+deploy-shell:  ## A shell in make deploy's target (it is in the project's own podman storage)
+	@tests/testbed/deploy-demo.sh shell
 
-test-containers: venv collection  ## Fast checks, real-DKMS integration, molecule scenarios, fault suite (podman)
+deploy-clean: venv collection  ## Remove make deploy's target and console
+	tests/testbed/deploy-demo.sh clean
+
+test-fast: host-fast lint sanity unit  ## Quick checks for iteration: lint, ansible-test sanity, unit tests
+
+test-containers: host-test venv collection  ## Fast checks, real-DKMS integration, molecule scenarios, fault suite (podman)
 	$(MAKE) test-fast
 	$(MAKE) integration
 	$(MAKE) molecule
@@ -54,7 +67,7 @@ test-containers: venv collection  ## Fast checks, real-DKMS integration, molecul
 # kernel, and install, idempotence and every fault in the fault suite's container (`make test-containers`
 # still runs it). The podman lane runs at nice 5 so the VM, the longer lane, gets the core when both want
 # it. A failure in either stops both (LANES_FAIL_FAST=0: let the other finish).
-test: venv collection  ## What CI runs: the podman lane (checks, DKMS, molecule, faults) and the VM lane at once
+test: host-test venv collection  ## What CI runs: the podman lane (checks, DKMS, molecule, faults) and the VM lane at once
 	tests/run-lanes.sh 'containers=nice -n 5 $(MAKE) test-containers SCENARIOS=install_trixie' \
 		'vm=$(MAKE) test-vm HM_ANSIBLE_HOME=$(CURDIR)/$(BUILD)/ansible-home-vm'
 
@@ -69,7 +82,7 @@ role-docs: venv  ## Write roles/*/README.md from meta/argument_specs.yml and met
 
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(shell $(BIN)/python -c 'from ansible_test._internal.python_requirements import *; import re,inspect,ansible_test._internal.python_requirements as m; print(re.search(r"pip=.([0-9.]+)", inspect.getsource(m)).group(1))' 2>/dev/null || echo 24.2)).py
 
-sanity: venv  ## ansible-test sanity on a copy of the collection
+sanity: host-fast venv  ## ansible-test sanity on a copy of the collection
 	@mkdir -p $(dir $(GET_PIP_CACHE)) && cp tests/tools/get_pip_offline.py $(GET_PIP_CACHE)
 	rm -rf $(BUILD)/sanity && mkdir -p $(SANITY_DIR)
 	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(SANITY_DIR)
@@ -84,15 +97,18 @@ unit: venv collection  ## Unit tests of module_utils and modules (pytest)
 PODMAN_ENV  := . tests/testbed/podman-env.sh && PATH=$(CURDIR)/$(BIN):$$PATH
 SCENARIOS   ?= install_bookworm install_trixie
 
-integration: venv collection  ## Run the modules for real in Debian 12 and 13 containers with real DKMS
+integration: host-test venv collection  ## Run the modules for real in Debian 12 and 13 containers with real DKMS
 	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration \
 		--ignore=tests/integration/test_install_faults.py --durations=10
 
-test-faults: venv collection  ## Inject every install fault for real and check the message and the untouched host
+test-faults: host-test venv collection  ## Inject every install fault for real and check the message and the untouched host
 	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration/test_install_faults.py --durations=15
 
-molecule: venv collection  ## Molecule scenarios (SCENARIOS=...): full install on Debian 12 and 13 (podman)
-	$(PODMAN_ENV) && for s in $(SCENARIOS); do \
+# molecule forces colour whenever TERM names an xterm, terminal or not; NO_COLOR is what it gives way to.
+NO_COLOR_UNLESS_TTY := { [ -t 1 ] || export NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0; }
+
+molecule: host-test venv collection  ## Molecule scenarios (SCENARIOS=...): full install on Debian 12 and 13 (podman)
+	$(PODMAN_ENV) && $(NO_COLOR_UNLESS_TTY) && for s in $(SCENARIOS); do \
 		case $$s in install_*) tests/testbed/images.sh ensure $${s#install_} >/dev/null || exit 1 ;; esac; \
 		molecule test -s $$s || exit 1; done
 
@@ -102,10 +118,10 @@ $(BIN)/.bench-stamp: $(BIN)/.stamp benchmarks/requirements.txt
 
 .PHONY: bench
 BENCH_ARGS ?=
-bench: venv collection $(BIN)/.bench-stamp  ## Fleet benchmark (BENCH_ARGS=--hosts 1,4): no-op install vs Ansible's floor, docs/benchmarks.md
+bench: host-test venv collection $(BIN)/.bench-stamp  ## Fleet benchmark (BENCH_ARGS=--hosts 1,4): no-op install vs Ansible's floor, docs/benchmarks.md
 	$(PODMAN_ENV) && $(BIN)/python benchmarks/noop_fleet.py $(BENCH_ARGS)
 
-test-vm: venv collection  ## The real-kernel stories in a qemu VM (install, reboot, kernel upgrade, unsafe order, repair)
+test-vm: host-test venv collection  ## The real-kernel stories in a qemu VM (install, reboot, kernel upgrade, unsafe order, repair)
 	$(MAKE) molecule SCENARIOS=vm_kernel
 
 build-collection: venv  ## Build the installable collection tarball into build/
@@ -144,5 +160,5 @@ installed-check: venv  ## Build the tarball, install it into build/installed, ru
 	cd $(INSTALLED_COLL) && ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/$(INSTALLED_ROOT) \
 		$(CURDIR)/$(BIN)/pytest -q -p no:cacheprovider -o pythonpath=$(CURDIR)/$(INSTALLED_ROOT) tests/unit
 
-clean:  ## Remove build output (the image cache in $$HM_CACHE stays)
+clean:  ## Remove build output (the image cache in HM_CACHE, /var/cache/hypermotion-linux-agent, stays)
 	rm -rf $(BUILD)
