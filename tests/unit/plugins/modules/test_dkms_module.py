@@ -286,7 +286,8 @@ def test_excluded_kernel_is_not_built_and_a_rerun_changes_nothing(run_module, dk
         assert not failed, again
         assert again["changed"] is False
         assert verbs(dkms.calls) == []
-        assert again["diff"] == {"before": {K1: "installed", K2: "excluded"}, "after": {K1: "installed", K2: "excluded"}}
+        states = {K1: "installed", K2: "excluded"}
+        assert again["diff"] == {"before": states, "after": states}
 
 
 def test_dkms_exit_77_where_it_could_not_be_predicted_is_no_change(run_module, dkms, source):
