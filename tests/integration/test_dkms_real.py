@@ -23,6 +23,7 @@ def target(request, tmp_path_factory):
     image = testbed.ensure_image("ensure-dkms", request.param)
     box = testbed.Target(image, testbed.podman_environment(), work).start()
     request.addfinalizer(box.stop)
+    box.suite = request.param
     box.kernels = box.sh("cat /etc/hm-testbed/kernels").stdout.split()
     assert len(box.kernels) == 2, box.kernels
     # A real symbol map per kernel, where dattobd's configure step looks (the -dbg package's path).
@@ -162,7 +163,8 @@ def test_build_exclusive_kernel_is_skipped(target):
     assert not result.get("failed"), result.get("msg")
     for kernel in target.kernels:
         assert "BUILD_EXCLUSIVE" in result["kernels"][kernel]["skipped"]
-        assert result["kernels"][kernel]["after"] == "added"
+        assert result["kernels"][kernel]["after"] == "excluded"
+    assert result["changed_kernels"] == []
     cleanup = target.module("dkms_module", dkms(target, version=V2, state="absent", kernels=None))
     assert cleanup["changed"] is True
     target.sh("rm -rf /usr/src/dattobd-%s" % V2)
@@ -190,3 +192,151 @@ def test_absent_removes_every_trace(target):
         assert target.sh("modinfo -k %s -n dattobd" % kernel, check=False).returncode != 0
     again = target.module("dkms_module", dkms(target, state="absent", kernels=None))
     assert again["changed"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# Any DKMS module, not only dattobd: names that would leave DKMS's trees, BUILD_EXCLUSIVE kernels,
+# a failed add, and kernel_facts, proven on a third-party module from the Debian archive
+# (v4l2loopback-dkms, unpacked with dpkg -x, never installed through its postinst).
+# ---------------------------------------------------------------------------------------------
+
+
+def victim(box, path):
+    """A directory outside DKMS with content that must survive; returns a listing to compare."""
+    box.sh(f"rm -rf {path} && mkdir -p {path}/v/6.1.0-1-amd64/x86_64/module {path}/keep && "
+           f"echo precious > {path}/keep/file && echo precious > {path}/v/file")
+    return box.sh(f"find {path} | sort").stdout
+
+
+@pytest.mark.parametrize("check_mode", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize("option, value", [
+    ("name", "../../../tmp/victim"),
+    ("version", "../../../../tmp/victim/v"),
+    ("kernels", "../../../../tmp/victim"),
+])
+def test_traversal_is_refused_and_the_victim_survives(target, option, value, check_mode):
+    listing = victim(target, "/tmp/victim")
+    args = {"name": "hmtraversal", "version": "v", "state": "absent"}
+    args[option] = [value] if option == "kernels" else value
+    if option == "name":
+        args["version"] = "v"
+    result = target.module("dkms_module", args, check_mode=check_mode)
+    assert result.get("failed") is True, result
+    assert result["changed"] is False
+    assert option in result["msg"] and "path component" in result["msg"]
+    assert target.sh("find /tmp/victim | sort").stdout == listing
+    target.sh("rm -rf /tmp/victim")
+
+
+@pytest.mark.parametrize("check_mode", [True, False], ids=["check", "run"])
+def test_a_link_out_of_the_dkms_tree_is_not_followed(target, check_mode):
+    """/var/lib/dkms/NAME links elsewhere: the stale 'tree' behind it is outside DKMS and must stay."""
+    listing = victim(target, "/tmp/victim-link")
+    target.sh("mkdir -p /tmp/victim-link/1.0/6.1.0-1-amd64 && ln -sfn /tmp/victim-link /var/lib/dkms/hmlink")
+    listing = target.sh("find /tmp/victim-link | sort").stdout
+    try:
+        result = target.module("dkms_module", {"name": "hmlink", "version": "1.0", "state": "absent"},
+                               check_mode=check_mode)
+        assert result.get("failed") is True, result
+        assert "refusing to delete /var/lib/dkms/hmlink/1.0" in result["msg"]
+        assert "/tmp/victim-link/1.0" in result["msg"]
+        assert target.sh("find /tmp/victim-link | sort").stdout == listing
+    finally:
+        target.sh("rm -f /var/lib/dkms/hmlink && rm -rf /tmp/victim-link")
+
+
+@pytest.fixture(scope="module")
+def v4l2(target, request):
+    """v4l2loopback-dkms of the image's own release, unpacked into /usr/src; CONFIG_VIDEO_DEV commented out of
+    the first kernel's .config, so its dkms.conf sets a BUILD_EXCLUSIVE_KERNEL that matches no kernel there."""
+    deb = testbed.debian_package("v4l2loopback-dkms", target.suite)
+    target.copy_in(deb, "/tmp/v4l2loopback-dkms.deb")
+    target.sh("dpkg -x /tmp/v4l2loopback-dkms.deb /")
+    version = target.sh("ls -d /usr/src/v4l2loopback-* | sed 's|.*/v4l2loopback-||'").stdout.strip()
+    excluded, built = target.kernels
+    config = "/lib/modules/%s/build/.config" % excluded
+    target.sh(f"cp {config} /root/config.save && sed -i 's/^CONFIG_VIDEO_DEV=/# &/' {config} && "
+              f"! grep -q '^CONFIG_VIDEO_DEV=' {config}")
+
+    def restore():
+        target.module("dkms_module", {"name": "v4l2loopback", "version": version, "state": "absent"})
+        target.sh(f"cp /root/config.save {config} && rm -rf /usr/src/v4l2loopback-{version}")
+
+    request.addfinalizer(restore)
+    return {"version": version, "excluded": excluded, "built": built}
+
+
+def v4l2_args(target, v4l2, **extra):
+    args = {"name": "v4l2loopback", "version": v4l2["version"], "kernels": target.kernels}
+    args.update(extra)
+    return args
+
+
+def test_v4l2loopback_check_mode_predicts_the_excluded_kernel(target, v4l2):
+    result = target.module("dkms_module", v4l2_args(target, v4l2), check_mode=True, diff=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["diff"]["after"] == {v4l2["excluded"]: "excluded", v4l2["built"]: "installed"}
+    assert "REQUIRES CONFIG_VIDEO_DEV" in result["kernels"][v4l2["excluded"]]["skipped"]
+    assert result["changed_kernels"] == [v4l2["built"]]
+    assert ["build", "-k", v4l2["excluded"]] not in [[c[1], c[-2], c[-1]] for c in result["commands"]]
+    assert "v4l2loopback" not in status(target)
+
+
+def test_v4l2loopback_excluded_kernel_then_a_rerun_changes_nothing(target, v4l2):
+    first = target.module("dkms_module", v4l2_args(target, v4l2), diff=True)
+    assert not first.get("failed"), first.get("msg")
+    assert first["changed"] is True
+    assert first["changed_kernels"] == [v4l2["built"]]
+    excluded = first["kernels"][v4l2["excluded"]]
+    assert excluded["after"] == "excluded" and "BUILD_EXCLUSIVE" in excluded["skipped"]
+    assert first["kernels"][v4l2["built"]]["after"] == "installed"
+    assert "v4l2loopback/%s, %s, x86_64: installed" % (v4l2["version"], v4l2["built"]) in status(target)
+    assert "/%s/" % v4l2["built"] in target.sh("modinfo -k %s -n v4l2loopback" % v4l2["built"]).stdout
+
+    again = target.module("dkms_module", v4l2_args(target, v4l2), diff=True)
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is False
+    assert again["commands"] == []
+    assert again["changed_kernels"] == []
+    assert again["kernels"][v4l2["excluded"]]["before"] == again["kernels"][v4l2["excluded"]]["after"] == "excluded"
+
+    check = target.module("dkms_module", v4l2_args(target, v4l2), check_mode=True, diff=True)
+    assert check["changed"] is False
+    assert check["diff"]["after"] == {v4l2["excluded"]: "excluded", v4l2["built"]: "installed"}
+
+    built = target.module("dkms_module", v4l2_args(target, v4l2, state="built"))
+    assert built["changed"] is False and built["commands"] == []
+
+
+def test_kernel_facts_a_generic_module_is_not_a_stale_initramfs(target, v4l2):
+    target.module("dkms_module", v4l2_args(target, v4l2))
+    facts = target.module("kernel_facts", {"modules": ["v4l2loopback", "dattobd"]})["ansible_facts"][
+        "hypermotion_kernel"]
+    state = facts["kernels"][v4l2["built"]]["modules"]["v4l2loopback"]
+    assert state["installed"] is True
+    assert state["in_initramfs"] is False
+    assert state["initramfs_required"] is False
+    assert state["initramfs_current"] is True
+    assert facts["kernels"][v4l2["built"]]["modules"]["dattobd"]["initramfs_required"] is True
+    # Asked to treat it as an initramfs module, it is a stale image again (dattobd's meaning).
+    facts = target.module("kernel_facts", {"modules": ["v4l2loopback"], "initramfs_modules": ["v4l2loopback"]})
+    state = facts["ansible_facts"]["hypermotion_kernel"]["kernels"][v4l2["built"]]["modules"]["v4l2loopback"]
+    assert (state["initramfs_required"], state["initramfs_current"]) == (True, False)
+
+
+def test_failed_add_reports_no_change(target, v4l2):
+    """A dkms.conf DKMS refuses (no DEST_MODULE_LOCATION): the add fails before DKMS touches its tree."""
+    bad = "/usr/src/v4l2loopback-0.0.1hm"
+    target.sh(f"rm -rf {bad} && cp -a /usr/src/v4l2loopback-{v4l2['version']} {bad} && "
+              f"sed -i -e 's/^PACKAGE_VERSION=.*/PACKAGE_VERSION=\"0.0.1hm\"/' -e '/DEST_MODULE_LOCATION/d' "
+              f"{bad}/dkms.conf")
+    try:
+        result = target.module("dkms_module", v4l2_args(target, v4l2, version="0.0.1hm"))
+        assert result.get("failed") is True, result
+        assert "dkms add of v4l2loopback/0.0.1hm failed" in result["msg"]
+        assert result["changed"] is False
+        assert result["registered"] is False
+        assert target.sh("test -e /var/lib/dkms/v4l2loopback/0.0.1hm", check=False).returncode != 0
+        assert "0.0.1hm" not in status(target)
+    finally:
+        target.sh(f"rm -rf {bad}")

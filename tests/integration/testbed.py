@@ -111,3 +111,34 @@ def fixture_tree(work, version, *variants):
     subprocess.run([str(FIXTURES / "make-dattobd-tarball.sh"), version, str(outdir), "--dkms-layout", *variants],
                    check=True, capture_output=True, text=True)
     return outdir / ("dattobd-%s.tar.gz" % version)
+
+
+def debian_package(package, suite):
+    """A .deb of PACKAGE from Debian SUITE (main), fetched once with apt-get into the cache; its path.
+
+    apt-get runs with a private sources list and state under the cache, so the host's own apt is left alone
+    (the host is Debian 12: trixie's packages come from the same archive this way).
+    """
+    out = CACHE / "debs" / suite
+    found = sorted(out.glob("%s_*.deb" % package))
+    if found:
+        return found[-1]
+    state = CACHE / "debs" / ("apt-%s" % suite)
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    (state / "sources.list").write_text("deb http://deb.debian.org/debian %s main\n" % suite)
+    options = [
+        "-o", "Dir::Etc::sourcelist=%s" % (state / "sources.list"), "-o", "Dir::Etc::sourceparts=/nonexistent",
+        "-o", "Dir::State::Lists=%s" % (state / "lists"), "-o", "Dir::Cache=%s" % (state / "cache"),
+        "-o", "Dir::State::status=/dev/null", "-o", "APT::Sandbox::User=root",
+    ]
+    subprocess.run(["apt-get", *options, "update"], check=True, capture_output=True, text=True)
+    work = out.parent / ("download-%s-%s" % (suite, uuid.uuid4().hex[:8]))
+    work.mkdir(parents=True)
+    subprocess.run(["apt-get", *options, "download", package], cwd=str(work), check=True, capture_output=True,
+                   text=True)
+    deb = next(work.glob("%s_*.deb" % package))
+    out.mkdir(parents=True, exist_ok=True)
+    os.replace(str(deb), str(out / deb.name))
+    work.rmdir()
+    return out / deb.name
