@@ -17,6 +17,9 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
 HM_ANSIBLE_HOME ?= $(CURDIR)/$(BUILD)/ansible-home
 export ANSIBLE_HOME := $(HM_ANSIBLE_HOME)
 export ANSIBLE_LOCAL_TEMP := $(HM_ANSIBLE_HOME)/tmp
+# For recipes whose output may go to a file (CI, the test lanes' logs): molecule and ansible-lint colour it
+# whenever TERM names an xterm, terminal or not; NO_COLOR is what they give way to.
+NO_COLOR_UNLESS_TTY := { [ -t 1 ] || export NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0; }
 
 .PHONY: help venv collection deploy deploy-shell deploy-clean test test-containers test-fast test-vm test-faults lint sanity unit integration molecule build-collection clean
 
@@ -74,7 +77,7 @@ test: host-test venv collection  ## What CI runs: the podman lane (checks, DKMS,
 lint: venv collection  ## ruff, role README check (role_docs.py --check) and ansible-lint (production profile)
 	$(BIN)/ruff check plugins tests benchmarks extensions
 	$(BIN)/python tests/tools/role_docs.py --check
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
+	$(NO_COLOR_UNLESS_TTY) && PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 
 .PHONY: role-docs
 role-docs: venv  ## Write roles/*/README.md from meta/argument_specs.yml and meta/main.yml
@@ -103,9 +106,6 @@ integration: host-test venv collection  ## Run the modules for real in Debian 12
 
 test-faults: host-test venv collection  ## Inject every install fault for real and check the message and the untouched host
 	$(PODMAN_ENV) && cd $(COLL_LINK) && $(CURDIR)/$(BIN)/pytest -q tests/integration/test_install_faults.py --durations=15
-
-# molecule forces colour whenever TERM names an xterm, terminal or not; NO_COLOR is what it gives way to.
-NO_COLOR_UNLESS_TTY := { [ -t 1 ] || export NO_COLOR=1 PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0; }
 
 molecule: host-test venv collection  ## Molecule scenarios (SCENARIOS=...): full install on Debian 12 and 13 (podman)
 	$(PODMAN_ENV) && $(NO_COLOR_UNLESS_TTY) && for s in $(SCENARIOS); do \
