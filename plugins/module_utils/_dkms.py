@@ -44,6 +44,7 @@ EXIT_CODES = {
     4: "the DKMS tree of this module is broken",
     5: "already installed",
     6: "install or depmod failed",
+    8: "dkms.conf is not valid (DKMS: Bad conf file; its reasons are in stderr)",
     10: "the build failed (see make.log)",
     11: "autoinstall failed",
     21: "the kernel headers for this kernel are not installed",
