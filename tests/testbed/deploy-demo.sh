@@ -116,6 +116,7 @@ clean() {
     fi
     podman rm -f -t 0 "$target" >/dev/null 2>&1 || true
     tests/testbed/console.sh stop "$scenario"
+    rm -rf "$HM_CACHE/work/console-$scenario"   # its port, token and settings: a next deploy starts afresh
     rm -rf "$ANSIBLE_HOME"   # molecule's state of this and of the empty default scenario, ansible's temp
     if [ "$(container_state)" = absent ]; then
         say "removed the target $target and its console"
