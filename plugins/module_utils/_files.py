@@ -40,9 +40,18 @@ def check_owner(name, option):
     return name
 
 
-def normalise(directories, files):
-    """Validate both lists; return them as lists of dicts with int modes. Raises ValueError."""
+def normalise(directories, files, absent=()):
+    """Validate the three lists; return (directories, files, absent): dicts with int modes, and the absent
+    paths. A path may appear once in all three together. Raises ValueError."""
     seen = set()
+    out_absent = []
+    for index, path in enumerate(absent or []):
+        where = "absent[%d]" % index
+        path = check_path(path, where)
+        if path in seen:
+            raise ValueError("%s: %s is listed twice" % (where, path))
+        seen.add(path)
+        out_absent.append(path)
     out_dirs, out_files = [], []
     for kind, items, out in (("directories", directories, out_dirs), ("files", files, out_files)):
         for index, item in enumerate(items or []):
@@ -63,7 +72,7 @@ def normalise(directories, files):
                     raise ValueError("%s: content (a string) is required for %s" % (where, path))
                 entry["content"] = content.encode("utf-8")
             out.append(entry)
-    return out_dirs, out_files
+    return out_dirs, out_files, out_absent
 
 
 def sha256(data):

@@ -7,21 +7,24 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: managed_files
-short_description: Directories and small files of one role step, placed in one remote call
+short_description: Directories and small files of one role step, placed or removed in one remote call
 version_added: 0.1.0
 description:
   - Makes each listed directory exist and each listed file hold exactly the given content, with the given
     mode, owner and group, in one module run. The roles use it where a step writes several small files
     (a unit, its script, a modules-load entry) that would otherwise cost a module run each (two for
     M(ansible.builtin.copy) and M(ansible.builtin.template)), and on a slow target one run costs seconds.
-  - Directories are handled first, in their order, so a file may live in a directory of the same call.
+  - Paths in O(absent) are removed first (a file or symlink is unlinked, never followed; a directory is removed
+    with everything below it), then directories are handled, in their order, so a file may live in a
+    directory of the same call.
     Missing parents of a listed directory are created C(0755) root:root. A file whose directory does not
     exist (and is not listed) is refused, as M(ansible.builtin.copy) refuses it.
   - Files are replaced atomically (a temporary file in the same directory, then a rename); the content is
     compared by sha256, never by modification time.
   - Paths must be absolute and normalised (no C(..), C(.), C(//) or trailing C(/)); modes are octal strings.
     A path that exists as another kind (a symlink, a directory where a file is wanted) is refused, never
-    replaced. Everything is validated before anything on the host changes.
+    replaced. A path may be listed once in all three options together. Everything is validated before
+    anything on the host changes.
   - Content is rendered on the controller (for example with the C(template) lookup); it appears in diff
     output, so do not pass secrets.
 author:
@@ -34,6 +37,13 @@ attributes:
   diff_mode:
     support: full
 options:
+  absent:
+    description:
+      - Paths to remove, each only if it exists. List only paths the caller manages: a directory goes with
+        everything in it.
+    type: list
+    elements: str
+    default: []
   directories:
     description: Directories to create or correct.
     type: list
@@ -104,13 +114,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed_paths:
-  description: The paths that were (or in check mode would be) created or corrected, in order.
+  description: The paths that were (or in check mode would be) removed, created or corrected, in order.
   returned: always
   type: list
   elements: str
   sample: [/etc/modules-load.d/dattobd.conf]
 reasons:
-  description: Per changed path, what differed (V(absent), V(content), V(mode 0600 -> 0644), V(owner)).
+  description: >-
+    Per changed path, what differed (V(absent), V(content), V(mode 0600 -> 0644), V(owner)), or V(removed) for a
+    path of O(absent) that existed.
   returned: always
   type: dict
 """
@@ -118,6 +130,7 @@ reasons:
 import grp
 import os
 import pwd
+import shutil
 import stat
 import tempfile
 
@@ -180,6 +193,7 @@ def _write(module, entry, uid, gid):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            absent=dict(type="list", elements="str", default=[]),
             directories=dict(type="list", elements="dict", default=[], options=_SPEC),
             files=dict(type="list", elements="dict", default=[],
                        options=dict(_SPEC, content=dict(type="str", required=True))),
@@ -187,7 +201,13 @@ def main():
         supports_check_mode=True,
     )
     try:
-        directories, files = _files.normalise(module.params["directories"], module.params["files"])
+        directories, files, absent = _files.normalise(
+            module.params["directories"], module.params["files"], module.params["absent"])
+        removals = []
+        for path in absent:
+            current, _data = _current(path, False)
+            if current is not None:
+                removals.append((path, current["type"]))
         plan = []
         for entry in directories + files:
             uid, gid = _ids(entry)
@@ -204,7 +224,8 @@ def main():
     except ValueError as exc:
         module.fail_json(msg="managed_files: %s. Nothing was changed." % to_native(exc))
 
-    diff = []
+    diff = [{"before_header": path, "after_header": path, "before": {"state": kind}, "after": {"state": "absent"}}
+            for path, kind in removals]
     for entry, _uid, _gid, current, before, _reasons in plan:
         item = {"before_header": entry["path"], "after_header": entry["path"]}
         if "content" in entry:
@@ -217,7 +238,18 @@ def main():
 
     if not module.check_mode:
         done = []
+        entry = {"path": ""}
         try:
+            for path, kind in removals:
+                entry = {"path": path}
+                try:
+                    if kind == "directory":
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
+                except FileNotFoundError:
+                    pass  # inside a directory removed before it in the same list
+                done.append(path)
             for entry, uid, gid, current, _before, reasons in plan:
                 if "content" in entry:
                     if "content" in reasons or current is None:
@@ -235,14 +267,16 @@ def main():
                     os.chmod(entry["path"], entry["mode"])
                 done.append(entry["path"])
         except OSError as exc:
-            module.fail_json(msg="managed_files: cannot write %s: %s. Placed before the failure: %s."
+            module.fail_json(msg="managed_files: cannot change %s: %s. Done before the failure: %s."
                              % (entry["path"], to_native(exc), ", ".join(done) or "nothing"),
                              changed=bool(done), changed_paths=done)
 
+    reasons = {path: ["removed"] for path, _kind in removals}
+    reasons.update((item[0]["path"], item[5]) for item in plan)
     module.exit_json(
-        changed=bool(plan),
-        changed_paths=[item[0]["path"] for item in plan],
-        reasons={item[0]["path"]: item[5] for item in plan},
+        changed=bool(plan or removals),
+        changed_paths=[path for path, _kind in removals] + [item[0]["path"] for item in plan],
+        reasons=reasons,
         diff=diff,
     )
 

@@ -47,8 +47,10 @@ def test_bad_modes(mode):
 
 
 def test_normalise_defaults_and_encodes():
-    dirs, files = _files.normalise([{"path": "/opt/x", "mode": "0755"}],
-                                   [{"path": "/opt/x/f", "mode": "0600", "content": "é\n", "owner": "daemon"}])
+    dirs, files, absent = _files.normalise([{"path": "/opt/x", "mode": "0755"}],
+                                           [{"path": "/opt/x/f", "mode": "0600", "content": "é\n", "owner": "daemon"}],
+                                           ["/etc/old.conf"])
+    assert absent == ["/etc/old.conf"]
     assert dirs == [{"path": "/opt/x", "mode": 0o755, "owner": "root", "group": "root"}]
     assert files == [{"path": "/opt/x/f", "mode": 0o600, "owner": "daemon", "group": "root",
                       "content": "é\n".encode()}]
@@ -63,6 +65,18 @@ def test_normalise_defaults_and_encodes():
 def test_normalise_refuses(dirs, files, words):
     with pytest.raises(ValueError, match=words):
         _files.normalise(dirs, files)
+
+
+@pytest.mark.parametrize("absent, files, words", [
+    pytest.param(["/a", "/a"], [], "absent\\[1\\]: /a is listed twice", id="absent twice"),
+    pytest.param(["/a"], [{"path": "/a", "mode": "0644", "content": ""}], "files\\[0\\]: /a is listed twice",
+                 id="absent and wanted"),
+    pytest.param(["/usr/src/../../etc"], [], "absent\\[0\\]: .* not normalised", id="absent dot-dot"),
+    pytest.param(["/"], [], "absolute path below /", id="absent root"),
+])
+def test_normalise_refuses_absent(absent, files, words):
+    with pytest.raises(ValueError, match=words):
+        _files.normalise([], files, absent)
 
 
 FILE = {"path": "/etc/x", "mode": 0o644, "owner": "root", "group": "root", "content": b"x\n"}

@@ -93,3 +93,30 @@ def test_a_symlink_is_refused_not_followed(run_module, tmp_path):
     assert "dattobd.conf is a symlink or special file, not a file" in result["msg"]
     assert victim.read_text() == "keep\n"
     assert not (tmp_path / "opt").exists()
+
+
+def test_absent_removes_files_links_and_trees_never_a_link_target(run_module, tmp_path):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "data").write_text("keep\n")
+    (tmp_path / "old.conf").write_text("x\n")
+    (tmp_path / "link").symlink_to(keep)
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "f").write_text("f\n")
+    paths = [str(tmp_path / name) for name in ("old.conf", "link", "tree", "never-there")]
+
+    failed, check = run_module(managed_files, {"absent": paths}, check_mode=True, diff=True)
+    assert not failed and check["changed"] and check["changed_paths"] == paths[:3]
+    assert (tmp_path / "old.conf").exists() and (tmp_path / "tree").exists()
+    assert check["diff"][2] == {"before_header": paths[2], "after_header": paths[2],
+                                "before": {"state": "directory"}, "after": {"state": "absent"}}
+
+    failed, result = run_module(managed_files, {"absent": paths})
+    assert not failed and result["changed_paths"] == paths[:3]
+    assert result["reasons"] == {path: ["removed"] for path in paths[:3]}
+    assert not (tmp_path / "old.conf").exists() and not (tmp_path / "tree").exists()
+    assert not os.path.lexists(tmp_path / "link")
+    assert (keep / "data").read_text() == "keep\n"
+
+    failed, again = run_module(managed_files, {"absent": paths})
+    assert not failed and not again["changed"]
