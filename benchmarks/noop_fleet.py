@@ -408,13 +408,19 @@ class Bench:
                 self.remove_containers([target, manual])
                 self.start_containers([target, manual], prepared)
             log("converge: playbooks/install.yml on the fresh target %s" % target)
+            # -vvv: the log then names every module run, which module_runs() counts (the output to a file
+            # costs little next to the runs themselves).
             run = self.playbook(REPO / "playbooks" / "install.yml", inv, 1, "converge-%d" % round_,
-                                extra_args=self.converge_vars(), env_extra=PROFILE_ENV)
+                                extra_args=[*self.converge_vars(), "-vvv"], env_extra=PROFILE_ENV)
             if run["rc"] != 0:
                 raise BenchError("the converge failed (log %s):\n%s" % (run["log"], run["output"][-4000:]))
             out["install_yml_seconds"].append(round(run["seconds"], 1))
             out["install_yml_peak_tree_rss_mb"] = run["peak_tree_rss_mb"]
             out.setdefault("install_yml_tasks", []).append(profile_tasks(run["output"])[:25])
+            out["install_yml_module_runs"] = module_runs(run["output"])
+            log("converge: %d remote module runs on the fresh target (%d on the controller): %s" % (
+                out["install_yml_module_runs"]["remote"], out["install_yml_module_runs"]["local"],
+                out["install_yml_module_runs"]["by_module"]))
             log("converge: install.yml took %.1f s; now manual_install.sh on %s" % (run["seconds"], manual))
             seconds, steps = self.run_manual(manual, "manual-%d" % round_)
             out["manual_seconds"].append(round(seconds, 1))
@@ -567,6 +573,31 @@ def step_times(stderr):
     return {name: round(marks[i + 1][0] - t, 2) for i, (t, name) in enumerate(marks[:-1])}
 
 
+def module_runs(output):
+    """Module runs in a -vvv log: {remote, local, by_module}. Ansible prints "Using module file" once per run,
+    and for a run on the controller (a stat delegated to localhost) an ESTABLISH LOCAL CONNECTION line after it."""
+    by_module, counts, pending = {}, {"remote": 0, "local": 0}, None
+
+    def commit():
+        if pending:
+            name, where = pending
+            counts[where] += 1
+            if where == "remote":
+                by_module[name] = by_module.get(name, 0) + 1
+
+    for line in output.splitlines():
+        if line.startswith("Using module file "):
+            commit()
+            pending = [pathlib.Path(line.split()[-1]).stem, "remote"]
+        elif "ESTABLISH LOCAL CONNECTION" in line and pending:
+            pending[1] = "local"
+        elif line.startswith("TASK [") or line.startswith("RUNNING HANDLER ["):
+            commit()
+            pending = None
+    commit()
+    return dict(counts, by_module=dict(sorted(by_module.items(), key=lambda item: (-item[1], item[0]))))
+
+
 def profile_tasks(output):
     """[{task, seconds}] from profile_tasks' summary (sorted by time, descending)."""
     return [{"task": m.group(1).strip(), "seconds": float(m.group(2))}
@@ -681,6 +712,10 @@ def markdown(results):
                   "| playbooks/install.yml | %s |" % ", ".join("%.1f" % x for x in conv["install_yml_seconds"]),
                   "| manual_install.sh (raw commands) | %s |" % ", ".join("%.1f" % x for x in conv["manual_seconds"]),
                   "| ratio | **%.2fx** |" % conv["ratio"]]
+        runs = conv.get("install_yml_module_runs")
+        if runs:
+            lines += ["", "remote module runs of the fresh install: **%d** (and %d on the controller): %s" % (
+                runs["remote"], runs["local"], ", ".join("%s %d" % item for item in runs["by_module"].items()))]
     if results.get("vendor"):
         lines += ["", "vendor steps re-run on 1 converged host: median %s s, min %s s" % (
             cell(results["vendor"]["summary"]), cell(results["vendor"]["summary"], "min"))]
