@@ -5,7 +5,8 @@
 The variables are the options the install roles declare in meta/argument_specs.yml, so a new role option
 is covered without a list to keep up to date. Options marked no_log (the console token) are left out: the
 token authenticates downloads, it does not shape the host, and its hash should not sit in a file. The
-collection's own roles and plugins are hashed too, so an upgraded collection never trusts an older record.
+collection's own files the install runs (roles, plugins, playbooks, meta/runtime.yml) are hashed too, so an
+upgraded collection never trusts an older record.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ INPUT_ROLES = ("linux_agent", "dattobd", "dkms_toolchain", "initramfs", "agent",
 # forced rebuild records the same state as a normal run would.
 NOT_STATE = frozenset(("linux_agent_fast_path", "linux_agent_converged_record", "dattobd_force", "dattobd_preflight"))
 _CACHE = {}
+# What of the collection a run executes: the roles, the plugins, the playbooks (install.yml's plays, imports and
+# keywords) and meta/runtime.yml (plugin routing, the required ansible-core).
+DIGESTED = ("roles", "plugins", "playbooks", os.path.join("meta", "runtime.yml"))
 
 
 def role_options(collection=COLLECTION, roles=INPUT_ROLES):
@@ -43,20 +47,27 @@ def role_options(collection=COLLECTION, roles=INPUT_ROLES):
     return sorted(names - secret - NOT_STATE)
 
 
+def _digested_files(collection):
+    for top in DIGESTED:
+        start = os.path.join(collection, top)
+        if os.path.isfile(start):
+            yield start
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                yield os.path.join(dirpath, name)
+
+
 def collection_digest(collection=COLLECTION):
-    """sha256 over the collection's roles and plugins (paths and contents), cached per controller process."""
+    """sha256 over what the install runs of the collection (paths and contents), cached per controller process."""
     if collection in _CACHE:
         return _CACHE[collection]
     sha = hashlib.sha256()
-    for top in ("roles", "plugins"):
-        for dirpath, dirnames, filenames in os.walk(os.path.join(collection, top)):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                sha.update(os.path.relpath(path, collection).encode("utf-8") + b"\0")
-                with open(path, "rb") as handle:
-                    sha.update(handle.read())
-                sha.update(b"\0")
+    for path in _digested_files(collection):
+        sha.update(os.path.relpath(path, collection).encode("utf-8") + b"\0")
+        with open(path, "rb") as handle:
+            sha.update(handle.read())
+        sha.update(b"\0")
     _CACHE[collection] = sha.hexdigest()
     return _CACHE[collection]
 
