@@ -194,3 +194,19 @@ def test_dbdctl_library_drift_is_named(run_module, host, drift, reason):
     result = check()
     assert result["converged"] is False
     assert result["reasons"] == ["changed since the last verified install: %s" % reason], result["reasons"]
+
+
+SIGNING = "/etc/dkms/framework.conf.d/hypermotion-dattobd-signing.conf"
+
+
+def test_the_signing_configuration_is_managed_and_uninstalled():
+    """Issue 16 item 5: dkms.yml writes DKMS's signing configuration; the fast path reads it, uninstall removes it."""
+    dkms = yaml.safe_load((ROLES / "dattobd" / "tasks" / "dkms.yml").read_text())
+    written = [task["ansible.builtin.copy"]["dest"] for task in dkms if "ansible.builtin.copy" in task]
+    assert written == [SIGNING]
+    managed = yaml.safe_load((ROLES / "linux_agent" / "vars" / "main.yml").read_text())["__linux_agent_managed_paths"]
+    assert SIGNING in managed
+    uninstall = yaml.safe_load((ROLES / "dattobd" / "tasks" / "uninstall.yml").read_text())
+    removed = " ".join(str(task["hypermotion.linux_agent.managed_files"]["absent"]) for task in uninstall
+                       if "hypermotion.linux_agent.managed_files" in task)
+    assert "'%s'" % SIGNING in removed
