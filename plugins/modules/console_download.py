@@ -174,6 +174,10 @@ def main():
     if not params["validate_certs"]:
         module.warn("TLS verification of the console is turned off (validate_certs=false): the downloads "
                     "could come from anyone on the network path. Set the console's CA bundle instead.")
+    if base.lower().startswith("http://"):
+        # The role refuses http:// unless linux_agent_console_allow_http is true; the module says it every time.
+        module.warn("The console URL is http:// (linux_agent_console_allow_http): the download token and the "
+                    "files travel in clear text. Use the console's https:// URL.")
     if params["ca_path"] and not os.path.isfile(params["ca_path"]):
         module.fail_json(msg="The console CA bundle %s does not exist on the host; copy it there first or "
                              "point ca_path at the right file." % params["ca_path"], **result)
