@@ -67,7 +67,7 @@ def test_every_role_import_has_one_role_tag():
 
 
 def test_always_clean_up_runs_under_any_tag():
-    found = [task for _, task in role_imports() if task.get("__always_section")]
+    found = [task for _playbook, task in role_imports() if task.get("__always_section")]
     assert found, "no always section with a role import"
     for task in found:
         assert "always" in (task.get("tags") or []), task["name"]
@@ -132,7 +132,7 @@ def test_awx_templates_ask_only_what_the_playbook_uses(playbook):
 
 
 def test_awx_repair_workflow_asks_no_console():
-    play, _ = awx_templates()
+    play, _templates = awx_templates()
     workflow = [t for t in play["tasks"] if "awx.awx.workflow_job_template" in t][0]["awx.awx.workflow_job_template"]
     spec = workflow.get("survey_spec") or {}
     assert "console" not in str(spec), spec
