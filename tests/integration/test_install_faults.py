@@ -183,6 +183,12 @@ def kernel_without_headers(host, stack):
     return {"dattobd_target_kernels": [FAKE_KERNEL]}, []
 
 
+def http_url(host, stack):
+    # The suite's own console, its URL in clear text: refused before any download, so its TLS never matters.
+    url = host.console["linux_agent_console_url"]
+    return {"linux_agent_console_url": "http://" + url.split("://", 1)[1]}, []
+
+
 def full_disk(host, stack):
     return {"dkms_toolchain_min_free_mb": 99999999}, []
 
@@ -209,6 +215,8 @@ ROWS = [
                                           "Nothing was installed"], id="headers-missing"),
     pytest.param(full_disk, ["Not enough free disk space", "/usr/src", "dkms_toolchain_min_free_mb"],
                  id="disk-full"),
+    pytest.param(http_url, ["http://", "clear text", "linux_agent_console_allow_http: true", "Nothing was changed"],
+                 id="console-http-refused"),
 ]
 
 
@@ -219,6 +227,35 @@ def test_fault_refused_host_unchanged(host, inject, keywords):
         run_fault(host, overrides, [word.replace(BUILT, host.built) for word in keywords])
         for check in checks:
             check(host)
+
+
+def test_console_http_opt_in_warns(host):
+    """linux_agent_console_allow_http: true lets an http:// URL through and every download says so. Against a
+    closed port, so the first download fails in the preflight and nothing is installed: the warning, then the
+    refusal, on an unchanged host."""
+    url = "http://10.0.2.2:%d" % free_port()
+    run = run_fault(host, {"linux_agent_console_url": url, "linux_agent_console_allow_http": True},
+                    ["Cannot reach the console", "refused"])
+    # Ansible wraps warnings at the terminal width.
+    assert "[WARNING]: The console URL is http:// (linux_agent_console_allow_http)" in " ".join(run.output.split()), \
+        run.tail()
+
+
+def test_repair_several_versions_names_the_working_option(host):
+    """Two registered versions: repair.yml refuses to guess and names -e repair_version=...; with that option
+    its guard passes (the run limited to the `always` tasks: the lookup, the guard, the choice; no rebuild)."""
+    repair = testbed.REPO / "playbooks" / "repair.yml"
+    host.sh("mkdir /usr/src/dattobd-0.0.1 /usr/src/dattobd-0.0.2")
+    try:
+        run = host.playbook(repair)
+        assert run.rc != 0, run.tail()
+        assert "Several dattobd sources are registered" in run.message, run.tail()
+        assert "-e repair_version=" in " ".join(run.message.split()), run.message
+        again = host.playbook(repair, extra_vars={"repair_version": "0.0.2"}, env={"ANSIBLE_RUN_TAGS": "always"})
+        assert again.rc == 0, again.tail()
+        assert "Several dattobd sources are registered" not in again.output, again.tail()
+    finally:
+        host.sh("rmdir /usr/src/dattobd-0.0.1 /usr/src/dattobd-0.0.2")
 
 
 def test_compile_error_rolled_back_then_rerun_converges(host):
