@@ -16,6 +16,8 @@ re-run to converge. Every run is at -vvv, and no run may print a console token o
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import json
 import os
 import pathlib
 import re
@@ -27,6 +29,7 @@ import time
 
 import pytest
 import testbed
+import yaml
 from install_target import Console, ConsoleSh, SystemdTarget, free_port, read_vars, snapshot_diff, stop_console
 
 pytestmark = pytest.mark.slow
@@ -650,3 +653,192 @@ def test_secure_boot_signed_enrolment_reported(secure_boot):
     assert "[WARNING]: MOK enrolment needed" in text, run.tail()
     assert "MOK enrolment needed: dattobd is signed by %s" % signer in text, run.tail()
     assert "mokutil --import /var/lib/dkms/mok.pub" in text
+
+
+# --- issue 16 item 5: every path a full install writes is one the fast path reads ---------------------------
+
+SIGNING_CONF = "/etc/dkms/framework.conf.d/hypermotion-dattobd-signing.conf"
+# The operator's own signing key pair (dattobd_mok_signing_key/_certificate), on the host before the install:
+# with a key other than DKMS's own, the install writes SIGNING_CONF.
+MOK_KEY, MOK_CERT = "/root/hm-test-mok/signing.key", "/root/hm-test-mok/signing.der"
+MARKER = "/var/tmp/hm-install-marker"
+# Every path on the root file system (find -xdev: not /proc, /sys, /dev, /run, /tmp, nor podman's bind mounts).
+LIST_PATHS = "find / -xdev -printf '%y %p\\n'"
+# What is not the install's doing, each tree with its owner. Everything else created, changed or removed by the
+# install must be read by converged_state, or the test fails naming it.
+OTHERS = {
+    "/var/lib/dpkg": "dpkg's database (packages are fingerprinted by name and version)",
+    "/var/lib/apt": "apt's lists and state",
+    "/var/cache/apt": "apt's downloaded packages",
+    "/var/cache/debconf": "debconf's answers (package maintainer scripts)",
+    "/var/cache/man": "man-db's index (its dpkg trigger)",
+    "/var/cache/ldconfig": "ldconfig's auxiliary cache",
+    "/etc/ld.so.cache": "the dynamic loader's cache, rebuilt by ldconfig from the libraries the fast path reads",
+    "/etc/alternatives": "update-alternatives (maintainer scripts of the toolchain packages)",
+    "/var/lib/systemd": "systemd's own state and deb-systemd-helper's records of package-enabled units",
+    "/var/log": "logs and the journal",
+    "/var/tmp": "Ansible's remote temporary directory and this test's own files",
+    "/root/.ansible": "Ansible's per-user directory on the target",
+    "/var/lib/dkms/mok.key": "DKMS's own signing key, made by its first build (any module's)",
+    "/var/lib/dkms/mok.pub": "DKMS's own signing certificate, made with it",
+}
+SERVICE_STATE = {
+    # Created by the monitor role, then written by the running monitor: its contents are the service's, not
+    # the install's. A missing or broken directory shows as a failed monitor, which the fast path checks.
+    "/var/lib/hypermotion-monitor": "the monitor's state directory (monitor_state_dir)",
+    # Written by the running agent (its heartbeat): the fast path checks that the agent service runs.
+    "/var/lib/egisplus-agent": "the agent's state directory",
+}
+# Packages paths and the merged /usr: the same file under two names.
+MERGED = ("/lib/", "/lib64/", "/bin/", "/sbin/")
+
+
+def canonical(path):
+    return "/usr" + path if path.startswith(MERGED) else path
+
+
+def below(path, tops):
+    return any(path == top or path.startswith(top.rstrip("/") + "/") for top in tops)
+
+
+def listing(host):
+    """{canonical path: type} of the root file system."""
+    out = host.sh(LIST_PATHS + " 2>/dev/null || true").stdout
+    return {canonical(line[2:]): line[0] for line in out.splitlines() if len(line) > 2}
+
+
+def package_state(host):
+    return dict(line.split(" ", 1) for line in host.sh(
+        "dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n'").stdout.splitlines())
+
+
+def package_files(host):
+    """{canonical path: {package}} from dpkg's file lists."""
+    owners = {}
+    out = host.sh("cd /var/lib/dpkg/info && grep -H '' *.list || true").stdout
+    for line in out.splitlines():
+        name, _, path = line.partition(".list:")
+        owners.setdefault(canonical(path), set()).add(name.split(":")[0])
+    return owners
+
+
+def attribute(path, stamp, managed_absent, packages, owners, types=None):
+    """Why the fast path sees PATH, or None. PACKAGES: {name: how} of the packages the run installed or upgraded."""
+    if below(path, OTHERS):
+        return "not the install's"
+    if below(path, SERVICE_STATE):
+        return "service state"
+    if below(path, [canonical(p) for p in stamp["fingerprint"]["paths"]]):
+        return "paths"
+    for release, entry in stamp["fingerprint"]["kernels"].items():
+        files = [canonical(module["path"]) for module in entry["modules"].values() if module["path"]]
+        if path in files + ["/boot/vmlinuz-" + release, "/boot/initrd.img-" + release,
+                            # depmod writes its whole index together; the fast path reads modules.dep of it.
+                            ] or re.fullmatch(r"/usr/lib/modules/%s/modules\.[a-z.]+" % re.escape(release), path) \
+                or path == "/var/lib/initramfs-tools/" + release:  # update-initramfs's record of that initramfs
+            return "kernel " + release
+    for unit in stamp["fingerprint"]["units"]:
+        name = unit if "." in unit else unit + ".service"
+        if re.fullmatch(r"/etc/systemd/system/[^/]+\.(wants|requires)/%s" % re.escape(name), path):
+            return "unit enablement"
+    if any(fnmatch.fnmatchcase(path, pattern) for pattern in managed_absent):
+        return "absent"
+    for owner in owners.get(path, ()):
+        if owner in stamp["fingerprint"]["packages"]:
+            return "package " + owner
+        # Pulled in (auto) or upgraded by apt for a fingerprinted package: removing it changes that package.
+        if packages.get(owner) in ("auto", "upgraded"):
+            return "dependency " + owner
+    # update-alternatives' links (the toolchain's maintainer scripts: cc, cpp, lzma and their manual pages).
+    types = types or {}
+    if types.get(path) == "l" and "/etc/alternatives/" + path.rsplit("/", 1)[-1] in types:
+        return "alternative"
+    return None
+
+
+def unread_paths(data):
+    """(packages asked for by name but not fingerprinted, paths neither read by converged_state nor excluded).
+
+    DATA is what the test collected on the host (plain JSON: the test can dump it and this can replay it)."""
+    before, after = data["before"], data["after"]
+    stamp, owners = data["stamp"], {path: set(names) for path, names in data["owners"].items()}
+    changed = {canonical(path) for path in data["changed"]}
+    created, removed = set(after) - set(before), set(before) - set(after)
+    # A directory that was there already: what changed in it is listed entry by entry.
+    touched = sorted(path for path in (changed | created | removed) if path in created or after.get(path) != "d")
+    new_packages = {name for name, state in data["packages_after"].items()
+                    if data["packages_before"].get(name) != state}
+    packages = {name: "upgraded" if name in data["packages_before"] else "auto" if name in data["auto"]
+                else "manual" for name in new_packages}
+
+    unread, read, created_dirs = {}, set(), []
+    for path in touched:
+        if path in created and after.get(path) == "d":
+            created_dirs.append(path)
+        elif attribute(path, stamp, data["managed_absent"], packages, owners, after) is None:
+            unread[path] = "removed" if path in removed else "created" if path in created else "changed"
+            if path in owners:
+                unread[path] += ", owned by " + ",".join(sorted(owners[path]))
+        else:
+            read.add(path)
+    # A new directory is read itself, or holds something that is.
+    holding = {parent for path in read for parent in pathlib.PurePosixPath(path).parents}
+    for path in created_dirs:
+        if attribute(path, stamp, data["managed_absent"], packages, owners, after) is None and \
+                pathlib.PurePosixPath(path) not in holding:
+            unread[path] = "created directory, nothing read below it"
+    asked = sorted(name for name, how in packages.items() if how == "manual"
+                   and name not in stamp["fingerprint"]["packages"])
+    return asked, ["%s (%s)" % item for item in sorted(unread.items())]
+
+
+def test_every_path_the_install_writes_is_read_by_the_fast_path(host, tmp_path):
+    """A full install (with a signing key of the operator's own, so that DKMS's signing configuration is written)
+    on a host without the module: every path it creates, changes or removes outside dpkg's, apt's and DKMS's own
+    trees is read by converged_state (a managed path or below one, a kernel's files, a fingerprinted package's
+    or its dependency's file, a unit's enablement). Then uninstall removes the signing configuration.
+
+    Last in the file: after the fault rows on a converged host it uninstalls first, and it leaves the host
+    uninstalled. HM_PATHS_DUMP=FILE keeps what it collected, for unread_paths() to replay."""
+    if "dattobd" in host.sh("command -v dkms >/dev/null && dkms status dattobd || true").stdout:
+        run = host.playbook(testbed.REPO / "playbooks" / "uninstall.yml", host.console_vars)
+        assert run.rc == 0, run.tail()
+    subprocess.run(["openssl", "req", "-new", "-x509", "-nodes", "-days", "30", "-subj", "/CN=hm test signing",
+                    "-newkey", "rsa:2048", "-keyout", str(tmp_path / "signing.key"), "-outform", "DER",
+                    "-out", str(tmp_path / "signing.der")], check=True, capture_output=True)
+    host.sh("mkdir -p -m 0700 %s" % os.path.dirname(MOK_KEY))
+    host.copy_in(tmp_path / "signing.key", MOK_KEY)
+    host.copy_in(tmp_path / "signing.der", MOK_CERT)
+    host.sh("chmod 0600 %s && rm -f %s && touch %s && sleep 1" % (MOK_KEY, SIGNING_CONF, MARKER))
+    data = {"before": listing(host), "packages_before": package_state(host)}
+
+    run = install(host, {"dattobd_mok_signing": True, "dattobd_mok_signing_key": MOK_KEY,
+                         "dattobd_mok_certificate": MOK_CERT})
+    assert run.rc == 0, run.tail()
+    assert host.sh("test -f " + SIGNING_CONF, check=False).returncode == 0, "the install did not write " + SIGNING_CONF
+    stamp = host.sh("cat %s/converged.json" % STATE_DIR, check=False)
+    assert stamp.returncode == 0, "the install recorded no verified state:\n" + run.tail()
+
+    data.update(
+        after=listing(host),
+        changed=host.sh("find / -xdev -cnewer %s -printf '%%p\\n' 2>/dev/null || true" % MARKER).stdout.split("\n"),
+        stamp=json.loads(stamp.stdout),
+        managed_absent=yaml.safe_load((testbed.REPO / "roles" / "linux_agent" / "vars" / "main.yml").read_text())[
+            "__linux_agent_leftovers"],
+        packages_after=package_state(host),
+        auto=host.sh("apt-mark showauto").stdout.split(),
+        owners={path: sorted(names) for path, names in package_files(host).items()},
+    )
+    data["changed"] = [path for path in data["changed"] if path]
+    if os.environ.get("HM_PATHS_DUMP"):
+        pathlib.Path(os.environ["HM_PATHS_DUMP"]).write_text(json.dumps(data))
+    asked, unread = unread_paths(data)
+    assert not asked and not unread, (
+        "packages the install asked for by name, not fingerprinted by converged_state: %s\n"
+        "the install wrote paths converged_state does not read (%d):\n%s"
+        % (asked, len(unread), "\n".join(unread[:80])))
+
+    # Uninstall takes the signing configuration with it: DKMS would sign other modules with the key.
+    run = host.playbook(testbed.REPO / "playbooks" / "uninstall.yml", host.console_vars)
+    assert run.rc == 0, run.tail()
+    assert host.sh("test -e " + SIGNING_CONF, check=False).returncode != 0, "uninstall left " + SIGNING_CONF
