@@ -717,7 +717,7 @@ def package_files(host):
     owners = {}
     out = host.sh("cd /var/lib/dpkg/info && grep -H '' *.list || true").stdout
     for line in out.splitlines():
-        name, _, path = line.partition(".list:")
+        name, path = line.split(".list:", 1)
         owners.setdefault(canonical(path), set()).add(name.split(":")[0])
     return owners
 
