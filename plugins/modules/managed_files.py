@@ -39,7 +39,7 @@ attributes:
 options:
   absent:
     description:
-      - Paths to remove, each only if it exists. List only paths the caller manages: a directory goes with
+      - Paths to remove, each only if it exists. List only paths the caller manages, since a directory goes with
         everything in it.
     type: list
     elements: str

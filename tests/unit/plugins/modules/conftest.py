@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils import basic
+from ansible.module_utils import _internal, basic
 from ansible.module_utils.testing import patch_module_args
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(capsys, monkeypatch):
     """Run a module's main() with arguments; return (failed, result payload)."""
+    # Importing controller code (tests/unit/plugins/action imports an action plugin) flips ansible-core's
+    # is_controller for the whole process, and module warnings then go to the controller's display instead
+    # of the result: a module's main() runs on a target, never on the controller.
+    monkeypatch.setattr(_internal, "is_controller", False)
 
     def _run(module, args, check_mode=False, diff=False):
         args = dict(args)
