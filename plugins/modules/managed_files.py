@@ -18,7 +18,8 @@ description:
     with everything below it), then directories are handled, in their order, so a file may live in a
     directory of the same call.
     Missing parents of a listed directory are created C(0755) root:root. A file whose directory does not
-    exist (and is not listed) is refused, as M(ansible.builtin.copy) refuses it.
+    exist (and is not listed) is refused, as M(ansible.builtin.copy) refuses it; in check mode it is reported
+    as a change, since an earlier task that would create the directory only predicted it.
   - Files are replaced atomically (a temporary file in the same directory, then a rename); the content is
     compared by sha256, never by modification time.
   - Paths must be absolute and normalised (no C(..), C(.), C(//) or trailing C(/)); modes are octal strings.
@@ -218,7 +219,8 @@ def main():
         planned_dirs = {entry["path"] for entry in directories}
         for entry in files:
             parent = os.path.dirname(entry["path"])
-            if not os.path.isdir(parent) and parent not in planned_dirs:
+            # In check mode an earlier task of the play may only have predicted the directory.
+            if not os.path.isdir(parent) and parent not in planned_dirs and not module.check_mode:
                 raise ValueError("%s: its directory %s does not exist; create it first (directories)"
                                  % (entry["path"], parent))
     except ValueError as exc:

@@ -120,3 +120,12 @@ def test_absent_removes_files_links_and_trees_never_a_link_target(run_module, tm
 
     failed, again = run_module(managed_files, {"absent": paths})
     assert not failed and not again["changed"]
+
+
+def test_check_mode_predicts_a_file_whose_directory_an_earlier_task_would_create(run_module, tmp_path):
+    wanted = {"files": [{"path": str(tmp_path / "usr-src" / "dkms.conf"), "content": "x\n", "mode": "0644",
+                         "owner": USER, "group": GROUP}]}
+    failed, result = run_module(managed_files, wanted, check_mode=True)
+    assert not failed and result["changed_paths"] == [str(tmp_path / "usr-src" / "dkms.conf")]
+    failed, result = run_module(managed_files, wanted)
+    assert failed and "does not exist" in result["msg"]
