@@ -9,46 +9,11 @@ repo role with nothing missing (no source is added). The limit: a real dnf host'
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-
-
-def collections_path():
-    if ROOT.parents[1].name == "ansible_collections":
-        return str(ROOT.parents[2])
-    return str(ROOT / "build" / "collections")
-
-
-def run_play(tmp_path, tasks):
-    playbook = tmp_path / "play.yml"
-    playbook.write_text("""
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Look like a %s host
-      ansible.builtin.set_fact:
-        pkg_mgr: "{{ fake_pkg_mgr }}"
-        cacheable: true
-%s
-""" % ("{{ fake_pkg_mgr }}", tasks))
-    bindir = pathlib.Path(sys.executable).parent
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="0",
-               PATH="%s:%s" % (bindir, os.environ.get("PATH", "")))
-    return lambda *extra: subprocess.run(
-        [str(bindir / "ansible-playbook"), "-i", "localhost,", str(playbook), *extra],
-        capture_output=True, text=True, env=env, cwd=str(tmp_path), check=False)
 
 
 @pytest.mark.parametrize("pkg_mgr", ["dnf", "zypper"])
-def test_preflight_refuses_non_apt_hosts_first(tmp_path, pkg_mgr):
+def test_preflight_refuses_non_apt_hosts_first(tmp_path, run_play, pkg_mgr):
     run = run_play(tmp_path, """
     - name: The install's preflight
       ansible.builtin.import_role:
@@ -64,7 +29,7 @@ def test_preflight_refuses_non_apt_hosts_first(tmp_path, pkg_mgr):
     assert "Set up the console connection" not in out and "Read kernels" not in out, out
 
 
-def test_dnf_source_without_gpgkey_warns(tmp_path):
+def test_dnf_source_without_gpgkey_warns(tmp_path, run_play):
     run = run_play(tmp_path, """
     - name: The repo role, nothing missing (so no source is written)
       ansible.builtin.import_role:
